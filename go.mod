@@ -1,0 +1,3 @@
+module github.com/tungate/tungate
+
+go 1.26.8
