@@ -1,0 +1,90 @@
+# tungate — build, test, demo, bench.
+#
+# The demo and the end-to-end tests build network namespaces and a TUN
+# device, so they need root: run them as root, or prefix `sudo` as a
+# normal user. Nothing here touches the root network namespace.
+
+SHELL    := /bin/bash
+GO       ?= go
+BIN      := bin/tungate
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+GOFILES   = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go')
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test$$')
+
+# Debian packages the tests and demo use, as command:package pairs.
+TEST_TOOLS  := ip:iproute2 tcpdump:tcpdump
+BENCH_TOOLS := iperf3:iperf3 nft:nftables
+
+define need_root
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "make $@ needs root (network namespaces and a TUN device)."; \
+		echo "Run it as root, or as a normal user: sudo make $@"; \
+		exit 1; \
+	fi
+endef
+
+# install_missing installs the Debian packages whose command is missing.
+define install_missing
+	@missing=""; for pair in $(1); do \
+		cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+		command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "installing packages needs root: sudo make deps"; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+.PHONY: all build test unit e2e demo bench fmt vet deps deps-bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tungate
+
+deps:
+	$(call install_missing,$(TEST_TOOLS))
+
+deps-bench: deps
+	$(call install_missing,$(BENCH_TOOLS))
+
+fmt:
+	gofmt -w $(GOFILES)
+
+vet:
+	$(GO) vet ./...
+
+# test: formatting, vet, unit tests with the race detector, then the
+# end-to-end tests against the real binary in network namespaces.
+test:
+	$(need_root)
+	@$(MAKE) --no-print-directory deps
+	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then \
+		echo "gofmt wants to rewrite:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m $(UNIT_PKGS)
+	$(GO) test -count=1 -timeout 25m -v ./test/ 2>&1 | tee .e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)' ; \
+		status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || { tail -n 200 .e2e.log; exit $$status; }
+
+unit:
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+e2e: build
+	$(need_root)
+	$(GO) test -count=1 -timeout 25m -v ./test/
+
+demo: build
+	$(need_root)
+	@$(MAKE) --no-print-directory deps
+	./$(BIN) demo
+
+bench: build
+	$(need_root)
+	@$(MAKE) --no-print-directory deps-bench
+	$(GO) test -run '^$$' -bench . -benchmem ./conntrack/ ./policy/ ./stack/
+
+clean:
+	rm -rf bin .e2e.log
