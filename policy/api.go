@@ -19,9 +19,9 @@ const (
 type RejectKind uint8
 
 const (
-	RejectNone          RejectKind = iota // not a reject
-	RejectTCPReset                        // TCP RST
-	RejectICMPPortUnreachable             // ICMP port unreachable / ICMPv6 port unreachable
+	RejectNone                RejectKind = iota // not a reject
+	RejectTCPReset                              // TCP RST
+	RejectICMPPortUnreachable                   // ICMP port unreachable / ICMPv6 port unreachable
 )
 
 // Flow describes a new flow's first packet.

@@ -57,6 +57,11 @@ type InspectConfig struct {
 	MaxBytes    units.Size     `toml:"max_bytes"`    // default 16384
 	Timeout     units.Duration `toml:"timeout"`      // default 500ms
 	StreamDepth units.Size     `toml:"stream_depth"` // default 1MiB, 0 = whole stream
+
+	// StreamDepthSet says stream_depth was written in the file, so that an
+	// explicit 0 (whole stream) is told apart from an absent key (1MiB).
+	// The loader sets it; Compile never clears it.
+	StreamDepthSet bool `toml:"-"`
 }
 
 // LogConfig is the [log] section.

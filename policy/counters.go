@@ -1,0 +1,87 @@
+package policy
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// ruleCounter is shared by pointer between a policy and the policies that
+// carry it over on reload, so established flows still counted against the
+// old policy keep adding to the same totals.
+type ruleCounter struct {
+	flows, packets, bytes atomic.Uint64
+	last                  atomic.Int64 // unix nanoseconds of the last flow, 0 = never
+}
+
+// RuleCounter is a snapshot of one rule's counters.
+type RuleCounter struct {
+	Name    string // "default" for defaults.policy
+	ID      uint32 // 0 for defaults.policy
+	Flows   uint64
+	Packets uint64
+	Bytes   uint64
+	Last    time.Time // zero when the rule never decided a flow
+}
+
+func (p *Policy) counter(rule int) *ruleCounter {
+	if rule < 0 {
+		return p.counters[len(p.counters)-1]
+	}
+	if rule >= len(p.rules) {
+		return nil
+	}
+	return p.counters[rule]
+}
+
+// CountFlow counts a flow decided by rule index rule (-1: defaults.policy).
+func (p *Policy) CountFlow(rule int) {
+	if c := p.counter(rule); c != nil {
+		c.flows.Add(1)
+		c.last.Store(time.Now().UnixNano())
+	}
+}
+
+// CountPacket counts one packet of size bytes on a flow decided by rule.
+func (p *Policy) CountPacket(rule int, bytes int) {
+	if c := p.counter(rule); c != nil {
+		c.packets.Add(1)
+		c.bytes.Add(uint64(max(bytes, 0)))
+	}
+}
+
+// Counters returns a snapshot of every rule's counters in file order,
+// followed by the default policy's.
+func (p *Policy) Counters() []RuleCounter {
+	out := make([]RuleCounter, len(p.counters))
+	for i, c := range p.counters {
+		rc := RuleCounter{Name: "default"}
+		if i < len(p.rules) {
+			rc.Name, rc.ID = p.rules[i].name, p.rules[i].id
+		}
+		rc.Flows, rc.Packets, rc.Bytes = c.flows.Load(), c.packets.Load(), c.bytes.Load()
+		if ns := c.last.Load(); ns != 0 {
+			rc.Last = time.Unix(0, ns)
+		}
+		out[i] = rc
+	}
+	return out
+}
+
+// CarryCountersFrom makes p continue the counters of old's rules with the
+// same names (and of the default policy). Call it before p is published:
+// it is not safe concurrently with p's other methods.
+func (p *Policy) CarryCountersFrom(old *Policy) {
+	if old == nil || old == p {
+		return
+	}
+	byName := make(map[string]*ruleCounter, len(old.rules))
+	for i := range old.rules {
+		byName[old.rules[i].name] = old.counters[i]
+	}
+	for i := range p.rules {
+		if c, ok := byName[p.rules[i].name]; ok {
+			p.counters[i] = c
+		}
+	}
+	p.counters[len(p.counters)-1] = old.counters[len(old.counters)-1]
+}

@@ -1,0 +1,174 @@
+package policy
+
+import (
+	"cmp"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+)
+
+// prefixSet is a union of prefixes stored as sorted, disjoint, non-adjacent
+// address ranges per family, so membership is one binary search whatever
+// the number of prefixes and however they overlap.
+type prefixSet struct {
+	v4 []range4
+	v6 []range6
+}
+
+type range4 struct{ lo, hi uint32 }
+
+type u128 struct{ hi, lo uint64 }
+
+type range6 struct{ lo, hi u128 }
+
+func (a u128) less(b u128) bool { return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo) }
+
+func (a u128) inc() (u128, bool) {
+	lo := a.lo + 1
+	hi := a.hi
+	if lo == 0 {
+		hi++
+		if hi == 0 {
+			return u128{}, false
+		}
+	}
+	return u128{hi, lo}, true
+}
+
+func cmp128(a, b u128) int {
+	if a == b {
+		return 0
+	}
+	if a.less(b) {
+		return -1
+	}
+	return 1
+}
+
+func addr4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func addr6(a netip.Addr) u128 {
+	b := a.As16()
+	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+// newPrefixSet builds the set from prefixes of either family. IPv4-mapped
+// IPv6 prefixes are not unmapped: callers unmap them when parsing.
+func newPrefixSet(pfx []netip.Prefix) *prefixSet {
+	s := &prefixSet{}
+	for _, p := range pfx {
+		p = p.Masked()
+		if p.Addr().Is4() {
+			lo := addr4(p.Addr())
+			hi := lo
+			if bits := p.Bits(); bits < 32 {
+				hi = lo | (^uint32(0) >> bits)
+			}
+			s.v4 = append(s.v4, range4{lo, hi})
+			continue
+		}
+		lo := addr6(p.Addr())
+		hi := lo
+		switch bits := p.Bits(); {
+		case bits == 0:
+			hi = u128{^uint64(0), ^uint64(0)}
+		case bits < 64:
+			hi = u128{lo.hi | (^uint64(0) >> bits), ^uint64(0)}
+		case bits < 128:
+			hi = u128{lo.hi, lo.lo | (^uint64(0) >> (bits - 64))}
+		}
+		s.v6 = append(s.v6, range6{lo, hi})
+	}
+	s.v4 = merge4(s.v4)
+	s.v6 = merge6(s.v6)
+	return s
+}
+
+func merge4(r []range4) []range4 {
+	if len(r) == 0 {
+		return nil
+	}
+	slices.SortFunc(r, func(a, b range4) int { return cmp.Compare(a.lo, b.lo) })
+	out := r[:1]
+	for _, x := range r[1:] {
+		last := &out[len(out)-1]
+		if last.hi == ^uint32(0) || x.lo <= last.hi+1 {
+			last.hi = max(last.hi, x.hi)
+			continue
+		}
+		out = append(out, x)
+	}
+	return slices.Clip(out)
+}
+
+func merge6(r []range6) []range6 {
+	if len(r) == 0 {
+		return nil
+	}
+	slices.SortFunc(r, func(a, b range6) int { return cmp128(a.lo, b.lo) })
+	out := r[:1]
+	for _, x := range r[1:] {
+		last := &out[len(out)-1]
+		next, ok := last.hi.inc()
+		if !ok || !next.less(x.lo) {
+			if last.hi.less(x.hi) {
+				last.hi = x.hi
+			}
+			continue
+		}
+		out = append(out, x)
+	}
+	return slices.Clip(out)
+}
+
+// contains reports whether a (already unmapped) is in the set.
+func (s *prefixSet) contains(a netip.Addr) bool {
+	if a.Is4() {
+		x := addr4(a)
+		r := s.v4
+		// Find the last range whose lo <= x.
+		lo, hi := 0, len(r)
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if r[m].lo <= x {
+				lo = m + 1
+			} else {
+				hi = m
+			}
+		}
+		return lo > 0 && x <= r[lo-1].hi
+	}
+	if !a.Is6() {
+		return false
+	}
+	x := addr6(a)
+	r := s.v6
+	lo, hi := 0, len(r)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if !x.less(r[m].lo) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo > 0 && !r[lo-1].hi.less(x)
+}
+
+// addrCond is one of a rule's address keys: it matches when any of its
+// sets contains the address. Inline elements form one set; each @set
+// reference shares the compiled named set, so a large set referenced by
+// many rules is stored once. nil means the key is absent.
+type addrCond []*prefixSet
+
+func (c addrCond) match(a netip.Addr) bool {
+	for _, s := range c {
+		if s.contains(a) {
+			return true
+		}
+	}
+	return false
+}
