@@ -1,0 +1,217 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tungate/tungate/policy"
+)
+
+// HalfConn is a stream that can be shut down one direction at a time, as
+// both gonet.TCPConn (client side) and *net.TCPConn (upstream side) can.
+type HalfConn interface {
+	net.Conn
+	CloseWrite() error
+	CloseRead() error
+}
+
+// Stream is one side of a relayed TCP flow. Abort must reset the connection
+// (RST, not FIN) and must tolerate a later Conn.Close. A nil Abort falls back
+// to Conn.Close.
+type Stream struct {
+	Conn  HalfConn
+	Abort func()
+}
+
+// upstreamStream wraps an egress socket: SO_LINGER 0 turns Close into a RST.
+func upstreamStream(c *net.TCPConn) Stream {
+	return Stream{Conn: c, Abort: func() {
+		_ = c.SetLinger(0)
+		_ = c.Close()
+	}}
+}
+
+// RelayStats is what a relay did, for conntrack counters and logs.
+type RelayStats struct {
+	BytesToServer, BytesToClient     int64
+	PacketsToServer, PacketsToClient int64       // datagrams (UDP relay only)
+	Hit                              *policy.Hit // the drop/reject payload hit that ended the flow
+	Err                              error       // first cause of an abnormal end (I/O error, ctx.Err()); nil for a clean end or a hit
+}
+
+// streamInspector is what the relay needs of *policy.Inspector; tests feed
+// it fakes. A value that also has Done() bool (as *policy.Inspector has, true
+// for a nil pointer) is dropped as soon as Done reports true.
+type streamInspector interface {
+	Feed(dir policy.StreamDir, data []byte) (policy.Hit, bool)
+}
+
+type doner interface{ Done() bool }
+
+// relayBufSize is one read's worth of stream data; also the largest chunk an
+// inspector sees at once.
+const relayBufSize = 32 << 10
+
+var relayBufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+
+// tcpRelay is the shared state of one relayTCP call.
+type tcpRelay struct {
+	client, upstream Stream
+
+	inspecting atomic.Bool // fast path: false once ins is nil, read without mu
+
+	mu      sync.Mutex // guards ins, hit, err, aborted; serialises Feed (Inspector is not concurrency-safe)
+	ins     streamInspector
+	hit     *policy.Hit
+	err     error
+	aborted bool
+}
+
+// relayTCP copies client<->upstream until both directions have ended (EOF
+// propagates as a half-close), one side fails (the other is aborted), a
+// drop/reject payload hit (both aborted, onHit called once) or ctx ends (both
+// aborted). Every chunk is inspected before it is forwarded, so the chunk
+// that completes a match never reaches the other side. Both connections are
+// closed and all goroutines have ended when it returns.
+func relayTCP(ctx context.Context, client, upstream Stream, ins streamInspector, onHit func(policy.Hit)) RelayStats {
+	r := &tcpRelay{client: client, upstream: upstream}
+	if ins != nil && !inspectorDone(ins) {
+		r.ins = ins
+		r.inspecting.Store(true)
+	}
+
+	var st RelayStats
+	var wg sync.WaitGroup
+	wg.Add(2)
+	// Both pumps are owned by this call and end when their source ends or
+	// the relay aborts; the watcher ends with them.
+	go func() { defer wg.Done(); r.pump(policy.ToServer, client, upstream, &st.BytesToServer) }()
+	go func() { defer wg.Done(); r.pump(policy.ToClient, upstream, client, &st.BytesToClient) }()
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-ctx.Done():
+			r.fail(ctx.Err())
+		case <-done:
+		}
+	}()
+	wg.Wait()
+	close(done)
+	<-watched
+
+	_ = client.Conn.Close()
+	_ = upstream.Conn.Close()
+
+	r.mu.Lock()
+	st.Hit, st.Err = r.hit, r.err
+	r.mu.Unlock()
+	if st.Hit != nil && onHit != nil {
+		onHit(*st.Hit)
+	}
+	return st
+}
+
+// pump copies src to dst. A clean EOF half-closes dst and leaves the other
+// direction running.
+func (r *tcpRelay) pump(dir policy.StreamDir, src, dst Stream, n *int64) {
+	bp := relayBufPool.Get().(*[]byte)
+	defer relayBufPool.Put(bp)
+	buf := *bp
+	for {
+		k, err := src.Conn.Read(buf)
+		if k > 0 {
+			if !r.feed(dir, buf[:k]) {
+				return
+			}
+			if _, werr := dst.Conn.Write(buf[:k]); werr != nil {
+				r.fail(werr)
+				return
+			}
+			*n += int64(k)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = dst.Conn.CloseWrite()
+				return
+			}
+			r.fail(err)
+			return
+		}
+	}
+}
+
+// feed inspects a chunk and reports whether it may be forwarded.
+func (r *tcpRelay) feed(dir policy.StreamDir, b []byte) bool {
+	if !r.inspecting.Load() {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.aborted {
+		return false
+	}
+	if r.ins == nil {
+		return true
+	}
+	h, ok := r.ins.Feed(dir, b)
+	if !ok {
+		if inspectorDone(r.ins) {
+			r.stopInspectingLocked()
+		}
+		return true
+	}
+	r.stopInspectingLocked()
+	if h.Action == policy.ActionAllow {
+		return true
+	}
+	r.hit = &h
+	r.abortLocked()
+	return false
+}
+
+func (r *tcpRelay) stopInspectingLocked() {
+	r.ins = nil
+	r.inspecting.Store(false)
+}
+
+// fail ends the relay because of err, unless it already ended for another
+// reason (then err is just fallout of that abort).
+func (r *tcpRelay) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.aborted {
+		return
+	}
+	r.err = err
+	r.abortLocked()
+}
+
+// abortLocked resets both sides. The past deadline unblocks a pump even if an
+// Abort implementation does not interrupt pending I/O by itself.
+func (r *tcpRelay) abortLocked() {
+	if r.aborted {
+		return
+	}
+	r.aborted = true
+	past := time.Unix(1, 0)
+	for _, s := range [2]Stream{r.client, r.upstream} {
+		if s.Abort != nil {
+			s.Abort()
+		} else {
+			_ = s.Conn.Close()
+		}
+		_ = s.Conn.SetDeadline(past)
+	}
+}
+
+func inspectorDone(ins streamInspector) bool {
+	d, ok := ins.(doner)
+	return ok && d.Done()
+}
