@@ -23,8 +23,8 @@ type Packet struct {
 	TCPFlags   uint8 // TCP header flag bits (FIN 0x01 … CWR 0x80)
 	Seq, Ack   uint32
 	Window     uint16
-	PayloadLen int   // transport payload bytes
-	Len        int   // whole IP packet bytes, for counters
+	PayloadLen int // transport payload bytes
+	Len        int // whole IP packet bytes, for counters
 	ICMPType   uint8
 	ICMPCode   uint8
 }

@@ -1,7 +1,109 @@
 package conntrack
 
+import (
+	"time"
+
+	"github.com/tungate/tungate/internal/cfgerr"
+	"github.com/tungate/tungate/internal/units"
+)
+
 // Config is the [conntrack] section.
 type Config struct {
-	MaxFlows          int `toml:"max_flows"`            // default 262144
-	MaxFlowsPerSource int `toml:"max_flows_per_source"` // default 4096
+	MaxFlows          int      `toml:"max_flows"`            // default 262144
+	MaxFlowsPerSource int      `toml:"max_flows_per_source"` // default 4096; IPv6 sources counted per /64
+	Timeouts          Timeouts `toml:"timeouts"`             // [conntrack.timeouts]
+}
+
+// Timeouts are the idle timeouts per protocol state, Linux defaults
+// (Documentation/networking/nf_conntrack-sysctl.rst). TCP SYN_SENT2 uses
+// TCPSynSent, as in Linux.
+type Timeouts struct {
+	TCPEstablished units.Duration `toml:"tcp_established"` // 5d
+	TCPSynSent     units.Duration `toml:"tcp_syn_sent"`    // 120s
+	TCPSynRecv     units.Duration `toml:"tcp_syn_recv"`    // 60s
+	TCPFinWait     units.Duration `toml:"tcp_fin_wait"`    // 120s
+	TCPCloseWait   units.Duration `toml:"tcp_close_wait"`  // 60s
+	TCPLastAck     units.Duration `toml:"tcp_last_ack"`    // 30s
+	TCPTimeWait    units.Duration `toml:"tcp_time_wait"`   // 120s
+	TCPClose       units.Duration `toml:"tcp_close"`       // 10s
+	UDP            units.Duration `toml:"udp"`             // 30s, until the flow is a stream
+	UDPStream      units.Duration `toml:"udp_stream"`      // 120s, replied and still active after 2s
+	ICMP           units.Duration `toml:"icmp"`            // 30s
+}
+
+const (
+	defaultMaxFlows          = 262144
+	defaultMaxFlowsPerSource = 4096
+	// maxMaxFlows keeps arena indices (31 bits plus a direction bit) and
+	// the memory an operator can ask for within reason.
+	maxMaxFlows = 1 << 28
+)
+
+// Defaults fills zero values with the documented defaults.
+func (c *Config) Defaults() {
+	if c.MaxFlows == 0 {
+		c.MaxFlows = defaultMaxFlows
+	}
+	if c.MaxFlowsPerSource == 0 {
+		c.MaxFlowsPerSource = defaultMaxFlowsPerSource
+	}
+	c.Timeouts.defaults()
+}
+
+func (t *Timeouts) defaults() {
+	set := func(d *units.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = units.Duration(v)
+		}
+	}
+	set(&t.TCPEstablished, 5*24*time.Hour)
+	set(&t.TCPSynSent, 120*time.Second)
+	set(&t.TCPSynRecv, 60*time.Second)
+	set(&t.TCPFinWait, 120*time.Second)
+	set(&t.TCPCloseWait, 60*time.Second)
+	set(&t.TCPLastAck, 30*time.Second)
+	set(&t.TCPTimeWait, 120*time.Second)
+	set(&t.TCPClose, 10*time.Second)
+	set(&t.UDP, 30*time.Second)
+	set(&t.UDPStream, 120*time.Second)
+	set(&t.ICMP, 30*time.Second)
+}
+
+// Validate reports every invalid setting, with keys starting at the
+// section name ({"conntrack", "max_flows"}). Call it after Defaults.
+func (c *Config) Validate() cfgerr.List {
+	var l cfgerr.List
+	if c.MaxFlows < 1 || c.MaxFlows > maxMaxFlows {
+		l.Addf("must be between 1 and 268435456", "conntrack", "max_flows")
+	}
+	if c.MaxFlowsPerSource < 1 {
+		l.Addf("must be at least 1", "conntrack", "max_flows_per_source")
+	}
+	for _, f := range c.Timeouts.fields() {
+		if *f.d <= 0 {
+			l.Addf("must be a positive duration", "conntrack", "timeouts", f.key)
+		}
+	}
+	return l
+}
+
+type timeoutField struct {
+	key string
+	d   *units.Duration
+}
+
+func (t *Timeouts) fields() []timeoutField {
+	return []timeoutField{
+		{"tcp_established", &t.TCPEstablished},
+		{"tcp_syn_sent", &t.TCPSynSent},
+		{"tcp_syn_recv", &t.TCPSynRecv},
+		{"tcp_fin_wait", &t.TCPFinWait},
+		{"tcp_close_wait", &t.TCPCloseWait},
+		{"tcp_last_ack", &t.TCPLastAck},
+		{"tcp_time_wait", &t.TCPTimeWait},
+		{"tcp_close", &t.TCPClose},
+		{"udp", &t.UDP},
+		{"udp_stream", &t.UDPStream},
+		{"icmp", &t.ICMP},
+	}
 }

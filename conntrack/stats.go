@@ -1,0 +1,58 @@
+package conntrack
+
+import "fmt"
+
+// Counter indices into shard.ctr. Counters live in the shards so the
+// packet path only touches cache lines its shard lock already owns.
+const (
+	cFound = iota
+	cNew
+	cInvalid
+	cRelated
+	cInsert
+	cInsertFailed
+	cDrop
+	cEarlyDrop
+	cExpired
+	cRemoved
+	cSourceLimit
+	numCounters
+)
+
+// Stats are cumulative counters since the table was created.
+type Stats struct {
+	Found        uint64 // packets that matched an entry (Track)
+	New          uint64 // packets without an entry that may open a flow
+	Invalid      uint64 // packets reported StateInvalid
+	Related      uint64 // ICMP errors matched to a flow
+	Insert       uint64 // entries created by Commit
+	InsertFailed uint64 // Commits refused (table full or source limit)
+	Drop         uint64 // Commits refused because the table was full
+	EarlyDrop    uint64 // unassured entries evicted to make room
+	Expired      uint64 // entries removed by timeout (lazily or by the sweeper)
+	Removed      uint64 // entries removed by Delete, an RST before any reply, or a reopening SYN
+	SourceLimit  uint64 // Commits refused by max_flows_per_source
+}
+
+// Stats sums the per-shard counters. Each counter is read atomically; the
+// set is not one snapshot.
+func (t *Table) Stats() Stats {
+	var c [numCounters]uint64
+	for i := range t.shards {
+		for j := range c {
+			c[j] += t.shards[i].ctr[j].Load()
+		}
+	}
+	return Stats{
+		Found: c[cFound], New: c[cNew], Invalid: c[cInvalid], Related: c[cRelated],
+		Insert: c[cInsert], InsertFailed: c[cInsertFailed], Drop: c[cDrop],
+		EarlyDrop: c[cEarlyDrop], Expired: c[cExpired], Removed: c[cRemoved],
+		SourceLimit: c[cSourceLimit],
+	}
+}
+
+func (s Stats) String() string {
+	return fmt.Sprintf("found=%d new=%d invalid=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d expired=%d removed=%d source_limit=%d",
+		s.Found, s.New, s.Invalid, s.Related, s.Insert, s.InsertFailed, s.Drop,
+		s.EarlyDrop, s.Expired, s.Removed, s.SourceLimit)
+}
