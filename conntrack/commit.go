@@ -33,8 +33,7 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 		s.ctr[cSourceLimit].Add(1)
 		return ErrSourceLimit
 	}
-	if t.count.Add(1) > t.maxFlows && !t.earlyDrop() {
-		t.count.Add(-1)
+	if !t.reserveSlot() {
 		t.releaseSource(&src)
 		s.ctr[cInsertFailed].Add(1)
 		s.ctr[cDrop].Add(1)
@@ -89,4 +88,25 @@ func (t *Table) existsOrReopen(s *shard, p *Packet, rk *Key, now int64) bool {
 		return false
 	}
 	return true
+}
+
+// reserveSlot takes one of maxFlows slots, evicting the oldest unassured
+// flow when none is free. The compare-and-swap keeps count at or below
+// maxFlows at every instant, so Len never overshoots even while many
+// goroutines insert into a full table; a slot freed by our eviction may be
+// taken by another inserter, hence the bounded retry.
+func (t *Table) reserveSlot() bool {
+	for range 8 {
+		c := t.count.Load()
+		if c < t.maxFlows {
+			if t.count.CompareAndSwap(c, c+1) {
+				return true
+			}
+			continue
+		}
+		if !t.earlyDrop() {
+			return false
+		}
+	}
+	return false
 }

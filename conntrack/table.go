@@ -53,8 +53,8 @@ type Table struct {
 
 	seed [3]uint64
 
-	// count is live entries plus in-flight Commit reservations, so it
-	// bounds the table at maxFlows even under concurrent inserts.
+	// count is live entries plus in-flight Commit reservations; it never
+	// exceeds maxFlows (see reserveSlot).
 	count        atomic.Int64
 	maxFlows     int64
 	maxPerSource int32
@@ -373,15 +373,9 @@ func (t *Table) earlyDrop() bool {
 	return false
 }
 
-// Len is the number of flows in the table, expired ones not yet swept
-// included.
-func (t *Table) Len() int {
-	var n int64
-	for i := range t.shards {
-		n += t.shards[i].live.Load()
-	}
-	return int(n)
-}
+// Len is the number of flows in the table, expired ones not yet swept and
+// Commits in progress included. It never exceeds max_flows.
+func (t *Table) Len() int { return int(t.count.Load()) }
 
 // Delete removes the flow k belongs to (either direction).
 func (t *Table) Delete(k Key) bool {
