@@ -1,0 +1,49 @@
+package stack
+
+import (
+	"context"
+
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// handleUDP is the UDP forwarder's handler. gVisor calls it on the reader
+// goroutine that injected the flow's first packet (and again after an idle
+// timeout ended the previous endpoint), so it must not block: it creates
+// the client endpoint (which queues the datagram) and leaves the dial and
+// relay to a flow goroutine.
+func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
+	if !s.startFlow() {
+		return true // shutting down: drop silently
+	}
+	id := r.ID()
+	client := addrPortOf(id.RemoteAddress, id.RemotePort)
+	dst := addrPortOf(id.LocalAddress, id.LocalPort)
+
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		s.flows.Done()
+		s.log.Debug("udp endpoint", "src", client, "dst", dst, "err", terr.String())
+		return true
+	}
+	conn := gonet.NewUDPConn(&wq, ep)
+	// Owned by the Stack: ends when the relay went idle, failed, or
+	// flowCtx was cancelled.
+	go func() {
+		defer s.flows.Done()
+		ctx, cancel := context.WithTimeout(s.flowCtx, s.egress.DialTimeout.D())
+		up, err := s.dialUDP(ctx, dst)
+		cancel()
+		if err != nil {
+			s.ctr.udpDialFailures.Add(1)
+			_ = conn.Close()
+			return
+		}
+		relayUDP(s.flowCtx, conn, up, s.cfg.UDPIdleTimeout.D())
+		_ = conn.Close()
+		_ = up.Close()
+	}()
+	return true
+}
