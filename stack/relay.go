@@ -171,7 +171,8 @@ func (r *tcpRelay) feed(dir policy.StreamDir, b []byte) bool {
 	if h.Action == policy.ActionAllow {
 		return true
 	}
-	r.hit = &h
+	r.hit = new(policy.Hit) // not &h: that would move h to the heap on every call
+	*r.hit = h
 	r.abortLocked()
 	return false
 }
