@@ -42,6 +42,9 @@ func Parse(path string, data []byte) (*File, error) {
 	var r raw
 	d.fields(reflect.ValueOf(&r).Elem(), top, nil)
 
+	// An explicit stream_depth = 0 means the whole stream, unlike no key.
+	r.Inspect.StreamDepthSet = md.IsDefined("inspect", "stream_depth")
+
 	f := &File{
 		Tun:       r.Tun,
 		Routing:   r.Routing,
@@ -139,12 +142,10 @@ func (d *decoder) value(rv reflect.Value, prim toml.Primitive, path []string) {
 	custom := pt.Implements(unmarshalerType) || pt.Implements(textUnmarshalerType)
 	switch {
 	case !custom && t.Kind() == reflect.Struct:
-		var m map[string]toml.Primitive
-		if err := d.md.PrimitiveDecode(prim, &m); err != nil {
-			d.add(badValue, path, "must be a table")
-			return
+		m, ok := d.table(prim, path)
+		if ok {
+			d.fields(rv, m, path)
 		}
-		d.fields(rv, m, path)
 	case !custom && t.Kind() == reflect.Slice && isTable(t.Elem()):
 		var a []toml.Primitive
 		if err := d.md.PrimitiveDecode(prim, &a); err != nil {
@@ -157,9 +158,8 @@ func (d *decoder) value(rv reflect.Value, prim toml.Primitive, path []string) {
 		}
 		rv.Set(s)
 	case !custom && t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && isTable(t.Elem()):
-		var m map[string]toml.Primitive
-		if err := d.md.PrimitiveDecode(prim, &m); err != nil {
-			d.add(badValue, path, "must be a table")
+		m, ok := d.table(prim, path)
+		if !ok {
 			return
 		}
 		mv := reflect.MakeMapWithSize(t, len(m))
@@ -174,6 +174,26 @@ func (d *decoder) value(rv reflect.Value, prim toml.Primitive, path []string) {
 			d.add(badValue, path, decodeMsg(err))
 		}
 	}
+}
+
+// table splits a table value into its keys. The type is checked first
+// because the toml library quietly decodes a non-table into an empty map.
+func (d *decoder) table(prim toml.Primitive, path []string) (map[string]toml.Primitive, bool) {
+	var v any
+	if err := d.md.PrimitiveDecode(prim, &v); err != nil {
+		d.add(badValue, path, decodeMsg(err))
+		return nil, false
+	}
+	if _, ok := v.(map[string]any); !ok {
+		d.add(badValue, path, "expected a table, got "+tomlType(fmt.Sprintf("%T", v)))
+		return nil, false
+	}
+	var m map[string]toml.Primitive
+	if err := d.md.PrimitiveDecode(prim, &m); err != nil {
+		d.add(badValue, path, decodeMsg(err))
+		return nil, false
+	}
+	return m, true
 }
 
 // isTable reports whether values of t are decoded key by key.
