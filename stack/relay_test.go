@@ -373,7 +373,7 @@ func TestRelayTCPUpstreamResetAbortsClient(t *testing.T) {
 type nilInspector struct{}
 
 func (*nilInspector) Feed(policy.StreamDir, []byte) (policy.Hit, bool) { panic("fed a done inspector") }
-func (*nilInspector) Done() bool                                     { return true }
+func (*nilInspector) Done() bool                                       { return true }
 
 func TestRelayTCPDoneInspectorNotFed(t *testing.T) {
 	noLeak(t)
