@@ -21,7 +21,7 @@ const (
 
 // Stats are cumulative counters since the table was created.
 type Stats struct {
-	Found        uint64 // packets that matched an entry (Track)
+	Found        uint64 // packets Track matched to an entry (Result.Found), invalid ones included
 	New          uint64 // packets without an entry that may open a flow
 	Invalid      uint64 // packets reported StateInvalid
 	Related      uint64 // ICMP errors matched to a flow

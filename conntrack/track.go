@@ -90,6 +90,7 @@ func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Res
 		next, step := tcpTrack(dir, p.TCPFlags, e.tcp, seenReply)
 		switch step {
 		case tcpStepInvalid:
+			s.ctr[cFound].Add(1)
 			s.ctr[cInvalid].Add(1)
 			r.State = StateInvalid
 			return r
@@ -124,6 +125,7 @@ func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Res
 		// replies the other (a flow to oneself only has one direction).
 		if p.ICMPType != echoType(e.key.Proto, dir) &&
 			!(e.key == replyKey(&e.key) && p.ICMPType == echoType(e.key.Proto, DirReply)) {
+			s.ctr[cFound].Add(1)
 			s.ctr[cInvalid].Add(1)
 			r.State = StateInvalid
 			return r
