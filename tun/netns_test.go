@@ -40,7 +40,7 @@ func requireRoot(t testing.TB) {
 // The namespace has no name; it goes away when the thread has left it and
 // its handle is closed, which the cleanup does (it also takes every device
 // created in it, including TUNs whose descriptors are still open).
-func enterNetns(t *testing.T) {
+func enterNetns(t testing.TB) {
 	t.Helper()
 	requireRoot(t)
 	runtime.LockOSThread()
@@ -77,6 +77,6 @@ func enterNetns(t *testing.T) {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

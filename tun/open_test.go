@@ -18,7 +18,7 @@ import (
 // turns a hang into a failure and is not a speed requirement.
 const watchdog = 10 * time.Second
 
-func openTest(t *testing.T, cfg Config) *Interface {
+func openTest(t testing.TB, cfg Config) *Interface {
 	t.Helper()
 	ifc, err := Open(cfg, testLogger(t))
 	if err != nil {
