@@ -281,10 +281,11 @@ func isBare(c byte) bool {
 // value records where the value of path starts and skips over it,
 // descending into arrays and inline tables.
 func (s *scanner) value(path []string) {
-	s.x.vals[pathKey(path)] = s.pos()
 	if s.depth >= maxDepth {
+		s.skipLine()
 		return
 	}
+	s.x.vals[pathKey(path)] = s.pos()
 	s.depth++
 	defer func() { s.depth-- }()
 	switch s.peek() {
