@@ -141,12 +141,16 @@ func (d *decoder) value(rv reflect.Value, prim toml.Primitive, path []string) {
 	pt := reflect.PointerTo(t)
 	custom := pt.Implements(unmarshalerType) || pt.Implements(textUnmarshalerType)
 	switch {
+	case !custom && t.Kind() == reflect.Pointer && byKey(t.Elem()):
+		nv := reflect.New(t.Elem())
+		d.value(nv.Elem(), prim, path)
+		rv.Set(nv)
 	case !custom && t.Kind() == reflect.Struct:
 		m, ok := d.table(prim, path)
 		if ok {
 			d.fields(rv, m, path)
 		}
-	case !custom && t.Kind() == reflect.Slice && isTable(t.Elem()):
+	case !custom && t.Kind() == reflect.Slice && byKey(t.Elem()):
 		var a []toml.Primitive
 		if err := d.md.PrimitiveDecode(prim, &a); err != nil {
 			d.add(badValue, path, "must be an array of tables")
@@ -157,7 +161,7 @@ func (d *decoder) value(rv reflect.Value, prim toml.Primitive, path []string) {
 			d.value(s.Index(i), a[i], appendPath(path, strconv.Itoa(i)))
 		}
 		rv.Set(s)
-	case !custom && t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && isTable(t.Elem()):
+	case !custom && t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && byKey(t.Elem()):
 		m, ok := d.table(prim, path)
 		if !ok {
 			return
@@ -196,8 +200,13 @@ func (d *decoder) table(prim toml.Primitive, path []string) (map[string]toml.Pri
 	return m, true
 }
 
-// isTable reports whether values of t are decoded key by key.
-func isTable(t reflect.Type) bool {
+// byKey reports whether values of t are decoded key by key: structs (or
+// pointers to them) without their own TOML decoding. Anything else is
+// handed to the toml library whole, which would drop unknown keys.
+func byKey(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	pt := reflect.PointerTo(t)
 	return t.Kind() == reflect.Struct && !pt.Implements(unmarshalerType) && !pt.Implements(textUnmarshalerType)
 }

@@ -117,12 +117,13 @@ func at(t *testing.T, file, src, marker string, nth int) string {
 
 const base = "[defaults]\npolicy = \"drop\"\n"
 
+type want struct {
+	marker string // where the error must point
+	nth    int
+	msg    string // a part of the message
+}
+
 func TestErrors(t *testing.T) {
-	type want struct {
-		marker string // where the error must point
-		nth    int
-		msg    string // a part of the message
-	}
 	cases := []struct {
 		name string
 		src  string
@@ -272,25 +273,30 @@ policy = "drop"
 		},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			f, err := Parse("t.toml", []byte(c.src))
-			if err == nil {
-				t.Fatalf("no error; got %+v", f)
-			}
-			if f != nil {
-				t.Error("File returned with an error")
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(c.want) {
-				t.Fatalf("got %d errors, want %d:\n%v", len(lines), len(c.want), err)
-			}
-			for i, w := range c.want {
-				prefix := at(t, "t.toml", c.src, w.marker, w.nth)
-				if !strings.HasPrefix(lines[i], prefix) || !strings.Contains(lines[i], w.msg) {
-					t.Errorf("error %d:\n got  %s\n want %s...%s", i, lines[i], prefix, w.msg)
-				}
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { checkErrors(t, c.src, c.want) })
+		// Windows line endings change no line or column before the newline.
+		crlf := strings.ReplaceAll(c.src, "\n", "\r\n")
+		t.Run(c.name+" crlf", func(t *testing.T) { checkErrors(t, crlf, c.want) })
+	}
+}
+
+func checkErrors(t *testing.T, src string, want []want) {
+	f, err := Parse("t.toml", []byte(src))
+	if err == nil {
+		t.Fatalf("no error; got %+v", f)
+	}
+	if f != nil {
+		t.Error("File returned with an error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		prefix := at(t, "t.toml", src, w.marker, w.nth)
+		if !strings.HasPrefix(lines[i], prefix) || !strings.Contains(lines[i], w.msg) {
+			t.Errorf("error %d:\n got  %s\n want %s...%s", i, lines[i], prefix, w.msg)
+		}
 	}
 }
 
