@@ -87,11 +87,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 	WriteTable(out, rows)
 	fmt.Fprintln(out)
 	WriteDecisions(out, gw.Logs())
-	fmt.Fprintf(out, "\n%d of %d checks as expected in %v\n", len(rows)-Failed(rows), len(rows), time.Since(start).Round(100*time.Millisecond))
-
 	if ctx.Err() != nil {
+		fmt.Fprintf(out, "\ninterrupted after %d of %d checks; tearing down\n", len(rows), len(Checks()))
 		return ctx.Err()
 	}
+	fmt.Fprintf(out, "\n%d of %d checks as expected in %v\n", len(rows)-Failed(rows), len(rows), time.Since(start).Round(100*time.Millisecond))
+
 	if n := Failed(rows); n > 0 {
 		return fmt.Errorf("demo: %d of %d checks differ from what demo.toml should produce; gateway log tail:\n%s", n, len(rows), tail(gw.Logs(), 30))
 	}

@@ -40,6 +40,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("write: %w", syscall.EPIPE), Reset},
 		{io.EOF, Closed},
 		{context.DeadlineExceeded, Timeout},
+		{fmt.Errorf("dial: %w", context.Canceled), Cancelled},
 		{&net.OpError{Op: "dial", Err: timeoutErr{}}, Timeout},
 		{syscall.EHOSTUNREACH, Unreach},
 		{lab.ErrNoReply, NoReply},

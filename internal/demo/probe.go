@@ -29,6 +29,7 @@ const (
 	NoReply   = "no reply"    // no ICMP echo reply or UDP answer
 	Reply     = "reply"       // an ICMP echo reply
 	Unreach   = "unreachable" // ICMP host or network unreachable
+	Cancelled = "interrupted" // the demo was stopped before the probe ended
 )
 
 // classify names the outcome err stands for.
@@ -37,6 +38,8 @@ func classify(err error) string {
 	switch {
 	case err == nil:
 		return Connected
+	case errors.Is(err, context.Canceled):
+		return Cancelled
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return Refused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
