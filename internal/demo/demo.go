@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/tungate/tungate/configs"
@@ -43,6 +44,9 @@ const stopTimeout = 5 * time.Second
 func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Binary == "" {
 		return errors.New("demo: no tungate binary given")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("demo: needs root: it creates network namespaces and a TUN device (all removed afterwards)")
 	}
 	out := opts.Out
 	if out == nil {

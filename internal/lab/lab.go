@@ -92,6 +92,9 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("lab: iproute2 is needed to build network namespaces: %w", err)
+	}
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("lab: random suffix: %w", err)
