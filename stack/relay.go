@@ -53,6 +53,11 @@ type streamInspector interface {
 
 type doner interface{ Done() bool }
 
+var (
+	_ streamInspector = (*policy.Inspector)(nil)
+	_ doner           = (*policy.Inspector)(nil)
+)
+
 // relayBufSize is one read's worth of stream data; also the largest chunk an
 // inspector sees at once.
 const relayBufSize = 32 << 10
