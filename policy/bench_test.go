@@ -76,3 +76,20 @@ func BenchmarkFeed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecideWild is the case the dst_port index cannot help: every
+// rule's dst_port is a wide range, so Decide walks all of them.
+func BenchmarkDecideWild(b *testing.B) {
+	b.Run("rules=10000", func(b *testing.B) {
+		cfg := benchConfig(10000)
+		for i := range cfg.Rules[:len(cfg.Rules)-1] {
+			cfg.Rules[i].DstPort = List{"1000-1999"}
+		}
+		p := mustCompile(b, cfg)
+		f := flow("tcp", "198.18.0.1:40000", "198.18.100.8:443")
+		b.ReportAllocs()
+		for b.Loop() {
+			p.Decide(f)
+		}
+	})
+}

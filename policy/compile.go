@@ -13,10 +13,10 @@ import (
 // a reload compiles a new Policy and swaps it in (see CarryCountersFrom).
 type Policy struct {
 	rules []rule
-	// byProto lists, per protocol class, the indices of the rules that can
-	// match that protocol, in file order, so Decide never looks at a UDP-only
-	// rule for a TCP flow.
-	byProto [numProtoClasses][]int32
+	// byProto indexes, per protocol class, the rules that can match that
+	// protocol, so Decide never looks at a UDP-only rule for a TCP flow nor,
+	// mostly, at a rule for another destination port.
+	byProto [numProtoClasses]classIndex
 	sets    map[string]*namedSet
 
 	defAction Action

@@ -9,7 +9,12 @@ func (p *Policy) Decide(f *Flow) Verdict {
 	src, dst := f.Src.Unmap(), f.Dst.Unmap()
 	sport, dport := f.SrcPort, f.DstPort
 	armed := false
-	for _, ri := range p.byProto[protoClass(f.Proto)] {
+	c := p.candidates(f.Proto, dport)
+	for {
+		ri, ok := c.next()
+		if !ok {
+			break
+		}
 		r := &p.rules[ri]
 		if !r.matchL34(src, dst, sport, dport) {
 			continue

@@ -29,7 +29,12 @@ func (p *Policy) NewInspector(f *Flow, v Verdict) *Inspector {
 	var n int
 	var idx [8]int32
 	armed := idx[:0]
-	for _, ri := range p.byProto[protoClass(f.Proto)] {
+	c := p.candidates(f.Proto, f.DstPort)
+	for {
+		ri, ok := c.next()
+		if !ok {
+			break
+		}
 		if v.Rule >= 0 && int(ri) >= v.Rule {
 			break
 		}

@@ -59,6 +59,18 @@ func (c portCond) match(p uint16) bool {
 	return false
 }
 
+// bounds returns the lowest and highest port in c (65535, 0 when empty).
+func (c portCond) bounds() (lo, hi uint16) {
+	lo = 65535
+	for _, s := range c {
+		if len(s.r) > 0 {
+			lo = min(lo, s.r[0].lo)
+			hi = max(hi, s.r[len(s.r)-1].hi)
+		}
+	}
+	return lo, hi
+}
+
 // parsePortElem parses one port element: an integer, a decimal string or an
 // "a-b" range. It does not handle "@set".
 func parsePortElem(v any) (portRange, error) {

@@ -49,6 +49,10 @@ type rule struct {
 	log    bool
 	protos uint8 // bit per protocol class
 
+	// dstMin and dstMax bound dstPort, to reject most rules of a long walk
+	// without following pointers into the port sets.
+	dstMin, dstMax uint16
+
 	src, dst, notSrc, notDst     addrCond
 	srcPort, dstPort, notDstPort portCond
 
@@ -59,7 +63,7 @@ type rule struct {
 // already matched by the byProto dispatch. Ports are only present on
 // tcp/udp rules, so a flow reaching a port check is tcp or udp.
 func (r *rule) matchL34(src, dst netip.Addr, sport, dport uint16) bool {
-	if r.dstPort != nil && !r.dstPort.match(dport) {
+	if r.dstPort != nil && (dport < r.dstMin || dport > r.dstMax || !r.dstPort.match(dport)) {
 		return false
 	}
 	if r.notDstPort != nil && r.notDstPort.match(dport) {
@@ -99,12 +103,14 @@ func (p *Policy) compileRules(rcs []RuleConfig, errs *cfgerr.List) {
 			}
 		}
 	}
-	for i := range p.rules {
-		for c := 0; c < numProtoClasses; c++ {
+	for c := range numProtoClasses {
+		var members []int32
+		for i := range p.rules {
 			if p.rules[i].protos&(1<<c) != 0 {
-				p.byProto[c] = append(p.byProto[c], int32(i))
+				members = append(members, int32(i))
 			}
 		}
+		p.byProto[c] = buildClassIndex(p.rules, members)
 	}
 }
 
@@ -158,6 +164,7 @@ func (p *Policy) compileRule(rc *RuleConfig, r *rule, key []string, errs *cfgerr
 		}
 		*pk.dst = p.compilePorts(pk.l, key, pk.name, errs)
 	}
+	r.dstMin, r.dstMax = r.dstPort.bounds()
 
 	rw, ok := parseRejectWith(rc.RejectWith)
 	switch {
