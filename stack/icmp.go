@@ -45,8 +45,8 @@ func (s *Stack) forwardEcho(b []byte, p *parsed) {
 			return
 		}
 		s.ct.Track(&rp.ct)
-		s.writeOne(out, &key)
 		s.ctr.echoReplies.Add(1)
+		s.writeOne(out, &key)
 	}()
 }
 

@@ -1,0 +1,328 @@
+package stack
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+)
+
+func families() []struct {
+	name     string
+	cli, srv netip.Addr
+} {
+	return []struct {
+		name     string
+		cli, srv netip.Addr
+	}{{"v4", cli4, srv4}, {"v6", cli6, srv6}}
+}
+
+// checkGVisorValid cross-checks a synthesized packet with gVisor's own
+// header validation, so our checksum code is not only checked by itself.
+func checkGVisorValid(t *testing.T, b []byte) {
+	t.Helper()
+	var src, dst tcpip.Address
+	var l4 []byte
+	var proto uint8
+	if b[0]>>4 == 4 {
+		ip := header.IPv4(b)
+		if !ip.IsValid(len(b)) || !ip.IsChecksumValid() {
+			t.Fatalf("invalid IPv4 header: % x", b[:20])
+		}
+		src, dst, l4, proto = ip.SourceAddress(), ip.DestinationAddress(), ip.Payload(), ip.Protocol()
+	} else {
+		ip := header.IPv6(b)
+		if !ip.IsValid(len(b)) {
+			t.Fatalf("invalid IPv6 header: % x", b[:40])
+		}
+		src, dst, l4, proto = ip.SourceAddress(), ip.DestinationAddress(), ip.Payload(), ip.NextHeader()
+	}
+	switch proto {
+	case protoTCP:
+		if !header.TCP(l4).IsChecksumValid(src, dst, 0, 0) {
+			t.Fatal("bad TCP checksum")
+		}
+	case protoICMP:
+		if !onesSumOK(l4) {
+			t.Fatal("bad ICMP checksum")
+		}
+	case protoICMPv6:
+		cs := header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: header.ICMPv6(l4[:8]), Src: src, Dst: dst, PayloadCsum: checksumOf(l4[8:]), PayloadLen: len(l4) - 8})
+		if cs != binary.BigEndian.Uint16(l4[2:]) {
+			t.Fatalf("bad ICMPv6 checksum: got %#x want %#x", binary.BigEndian.Uint16(l4[2:]), cs)
+		}
+	}
+}
+
+func TestRejectTCPReset(t *testing.T) {
+	for _, fam := range families() {
+		t.Run(fam.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{})
+			h.mem.Inject(synPkt(fam.cli, fam.srv, 40000, portReject))
+			rst := h.next(t, nil)
+			checkGVisorValid(t, rst)
+			var p parsed
+			if r := parsePacket(rst, &p); r != reasonNone {
+				t.Fatalf("reply does not parse: %v", r)
+			}
+			if got, want := addrOf(&p.ct.Key.Src, p.family), fam.srv; got != want {
+				t.Errorf("RST src = %v, want %v", got, want)
+			}
+			if got, want := addrOf(&p.ct.Key.Dst, p.family), fam.cli; got != want {
+				t.Errorf("RST dst = %v, want %v", got, want)
+			}
+			if p.ct.Key.SrcPort != portReject || p.ct.Key.DstPort != 40000 {
+				t.Errorf("RST ports = %d->%d, want %d->40000", p.ct.Key.SrcPort, p.ct.Key.DstPort, portReject)
+			}
+			if got, want := p.ct.TCPFlags, uint8(0x14); got != want {
+				t.Errorf("RST flags = %#x, want RST|ACK %#x", got, want)
+			}
+			if got, want := p.ct.Ack, uint32(1001); got != want {
+				t.Errorf("RST ack = %d, want seq+1 = %d", got, want)
+			}
+			if got := h.s.Stats().PolicyRejects; got != 1 {
+				t.Errorf("PolicyRejects = %d, want 1", got)
+			}
+			waitFor(t, "decision log line", func() bool { return strings.Contains(h.log.String(), `"rule":"reject-81"`) })
+			line := h.log.String()
+			for _, want := range []string{`"action":"reject"`, `"proto":"tcp"`, `"reason":"rule"`, `"dst":"` + netip.AddrPortFrom(fam.srv, portReject).String() + `"`} {
+				if !strings.Contains(line, want) {
+					t.Errorf("decision log %s lacks %s", line, want)
+				}
+			}
+		})
+	}
+}
+
+func TestRejectUDPPortUnreachable(t *testing.T) {
+	for _, fam := range families() {
+		t.Run(fam.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{})
+			big := bytes.Repeat([]byte("x"), 1400)
+			if fam.cli.Is4() {
+				big = big[:100]
+			}
+			orig := ipPkt(fam.cli, fam.srv, protoUDP, udpHdr(40001, portUDPReject, big))
+			h.mem.Inject(orig)
+			icmp := h.next(t, nil)
+			checkGVisorValid(t, icmp)
+			var p parsed
+			if r := parsePacket(icmp, &p); r != reasonNone {
+				t.Fatalf("reply does not parse: %v", r)
+			}
+			if !p.icmpErr {
+				t.Fatalf("reply is not an ICMP error: type %d", p.ct.ICMPType)
+			}
+			wantType, wantCode, quote := uint8(3), uint8(3), orig[:28]
+			if fam.cli.Is6() {
+				wantType, wantCode, quote = 1, 4, orig[:ipv6MinMTU-48]
+			}
+			if p.ct.ICMPType != wantType || p.ct.ICMPCode != wantCode {
+				t.Errorf("type/code = %d/%d, want %d/%d", p.ct.ICMPType, p.ct.ICMPCode, wantType, wantCode)
+			}
+			if got := icmp[p.l4+8:]; !bytes.Equal(got, quote) {
+				t.Errorf("quoted %d bytes, want the first %d of the offending packet", len(got), len(quote))
+			}
+			if len(icmp) > ipv6MinMTU {
+				t.Errorf("ICMP error is %d bytes, more than %d", len(icmp), ipv6MinMTU)
+			}
+			var op parsed
+			parsePacket(orig, &op)
+			if p.inner != op.ct.Key {
+				t.Errorf("quoted key %+v, want %+v", p.inner, op.ct.Key)
+			}
+		})
+	}
+}
+
+func TestDropAndInvalid(t *testing.T) {
+	h := newHarness(t, harnessOpts{noRun: true})
+	var p parsed
+	if got := h.s.hook(synPkt(cli4, srv4, 40000, portDrop), &p); got != hookDrop {
+		t.Errorf("SYN to dropped port: got action %d, want drop", got)
+	}
+	// An ACK with no flow is INVALID and must not create one.
+	ack := ipPkt(cli4, srv4, protoTCP, tcpHdr(40000, portAllow, 1, 1, 0x10, nil))
+	if got := h.s.hook(ack, &p); got != hookDrop {
+		t.Errorf("stray ACK: got action %d, want drop", got)
+	}
+	st := h.s.Stats()
+	if st.PolicyDrops != 1 || st.Invalid != 1 {
+		t.Errorf("PolicyDrops, Invalid = %d, %d; want 1, 1", st.PolicyDrops, st.Invalid)
+	}
+	if h.ct.Len() != 0 {
+		t.Errorf("conntrack has %d flows after drops, want 0", h.ct.Len())
+	}
+}
+
+func TestMalformedCounted(t *testing.T) {
+	syn := synPkt(cli4, srv4, 1, portAllow)
+	mod := func(b []byte, f func([]byte)) []byte { c := append([]byte(nil), b...); f(c); return c }
+	fixIP := func(b []byte) {
+		b[10], b[11] = 0, 0
+		cs := header.IPv4(b).CalculateChecksum()
+		binary.BigEndian.PutUint16(b[10:], ^cs)
+	}
+	udp6 := ipPkt(cli6, srv6, protoUDP, udpHdr(1, 53, []byte("q")))
+	tests := []struct {
+		name string
+		pkt  []byte
+		want dropReason
+	}{
+		{"empty", nil, reasonShort},
+		{"short v4", syn[:10], reasonShort},
+		{"version 5", mod(syn, func(b []byte) { b[0] = 0x55 }), reasonVersion},
+		{"ihl 4", mod(syn, func(b []byte) { b[0] = 0x44 }), reasonIPHeader},
+		{"total length beyond buffer", mod(syn, func(b []byte) { b[3] = 200; fixIP(b) }), reasonIPHeader},
+		{"ip checksum", mod(syn, func(b []byte) { b[10] ^= 0xff }), reasonIPChecksum},
+		{"fragment", mod(syn, func(b []byte) { b[6] = 0x20; fixIP(b) }), reasonFragment},
+		{"tcp checksum", mod(syn, func(b []byte) { b[36] ^= 0xff }), reasonChecksum},
+		{"tcp data offset", mod(syn, func(b []byte) { b[32] = 0x40 }), reasonTransport},
+		{"syn+fin", ipPkt(cli4, srv4, protoTCP, tcpHdr(1, 80, 1, 0, 0x03, nil)), reasonFlags},
+		{"null scan", ipPkt(cli4, srv4, protoTCP, tcpHdr(1, 80, 1, 0, 0x00, nil)), reasonFlags},
+		{"udp length", mod(udp6, func(b []byte) { b[45] = 200 }), reasonTransport},
+		{"udp6 zero checksum", mod(udp6, func(b []byte) { b[46], b[47] = 0, 0 }), reasonChecksum},
+		{"gre", mod(syn, func(b []byte) { b[9] = 47; fixIP(b) }), reasonProto},
+		{"v6 fragment", mod(udp6, func(b []byte) { b[6] = ip6Fragment }), reasonFragment},
+		{"v6 ext loop", v6ExtChain(20), reasonExtHeader},
+		{"icmp timestamp", ipPkt(cli4, srv4, protoICMP, mod(echoHdr(false, 1, 1, nil), func(b []byte) { b[0] = 13 })), reasonICMPType},
+		{"icmp error quoting junk", ipPkt(cli4, srv4, protoICMP, []byte{3, 3, 0, 0, 0, 0, 0, 0, 1, 2, 3}), reasonICMPQuote},
+	}
+	h := newHarness(t, harnessOpts{noRun: true})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.s.Stats().Malformed[tc.want.String()]
+			var p parsed
+			if got := h.s.hook(tc.pkt, &p); got != hookDrop {
+				t.Errorf("action = %d, want drop", got)
+			}
+			if got := h.s.Stats().Malformed[tc.want.String()] - before; got != 1 {
+				t.Errorf("Malformed[%s] grew by %d, want 1 (all: %v)", tc.want, got, h.s.Stats().Malformed)
+			}
+		})
+	}
+}
+
+// v6ExtChain is a UDP packet behind n hop-by-hop style headers.
+func v6ExtChain(n int) []byte {
+	udp := udpHdr(1, 53, []byte("q"))
+	ext := make([]byte, 0, n*8+len(udp))
+	for i := range n {
+		next := byte(ip6DestOpts)
+		if i == n-1 {
+			next = protoUDP
+		}
+		ext = append(ext, next, 0, 1, 4, 0, 0, 0, 0) // PadN option
+	}
+	ext = append(ext, udp...)
+	b := make([]byte, 40+len(ext))
+	putIPHeader(b, 6, cli6.AsSlice(), srv6.AsSlice(), ip6DestOpts, len(b))
+	copy(b[40:], ext)
+	return b
+}
+
+func TestEchoForwarded(t *testing.T) {
+	for _, fam := range families() {
+		t.Run(fam.name, func(t *testing.T) {
+			failed := make(chan struct{})
+			echo := &fakeEcho{fn: func(dst netip.Addr, id, seq uint16, payload []byte) ([]byte, error) {
+				if dst != fam.srv {
+					return nil, errors.New("wrong destination " + dst.String())
+				}
+				if seq == 1 {
+					close(failed)
+					return nil, errors.New("no reply")
+				}
+				return payload, nil
+			}}
+			h := newHarness(t, harnessOpts{echo: echo})
+			payload := []byte("abcdefgh-ping")
+			h.mem.Inject(ipPkt(fam.cli, fam.srv, protoICMP, echoHdr(fam.cli.Is6(), 0x4242, 1, payload)))
+			<-failed
+			h.mem.Inject(ipPkt(fam.cli, fam.srv, protoICMP, echoHdr(fam.cli.Is6(), 0x4242, 2, payload)))
+			rep := h.next(t, nil)
+			checkGVisorValid(t, rep)
+			var p parsed
+			if r := parsePacket(rep, &p); r != reasonNone {
+				t.Fatalf("echo reply does not parse: %v", r)
+			}
+			wantType := uint8(0)
+			if fam.cli.Is6() {
+				wantType = 129
+			}
+			seq := binary.BigEndian.Uint16(rep[p.l4+6:])
+			if p.ct.ICMPType != wantType || seq != 2 || p.ct.Key.SrcPort != 0x4242 {
+				t.Errorf("reply type %d seq %d id %#x; want type %d seq 2 id 0x4242 (seq 1 had no reply)", p.ct.ICMPType, seq, p.ct.Key.SrcPort, wantType)
+			}
+			if addrOf(&p.ct.Key.Src, p.family) != fam.srv || addrOf(&p.ct.Key.Dst, p.family) != fam.cli {
+				t.Errorf("reply %v -> %v, want %v -> %v", addrOf(&p.ct.Key.Src, p.family), addrOf(&p.ct.Key.Dst, p.family), fam.srv, fam.cli)
+			}
+			if !bytes.Equal(rep[p.payload:], payload) {
+				t.Errorf("reply payload %q, want %q", rep[p.payload:], payload)
+			}
+			if st := h.s.Stats(); st.EchoForwarded != 2 || st.EchoReplies != 1 {
+				t.Errorf("EchoForwarded, EchoReplies = %d, %d; want 2, 1", st.EchoForwarded, st.EchoReplies)
+			}
+		})
+	}
+}
+
+// establishedUDP returns a harness (not running) with one committed UDP
+// flow and a packet of it.
+func establishedUDP(t testing.TB) (*harness, []byte) {
+	h := newHarness(t, harnessOpts{noRun: true})
+	pkt := ipPkt(cli4, srv4, protoUDP, udpHdr(40000, portUDPAllow, bytes.Repeat([]byte("d"), 512)))
+	var p parsed
+	if got := h.s.hook(pkt, &p); got != hookInject {
+		t.Fatalf("first packet: action %d, want inject", got)
+	}
+	if got := h.s.hook(pkt, &p); got != hookInject {
+		t.Fatalf("second packet: action %d, want inject", got)
+	}
+	return h, pkt
+}
+
+func TestHookEstablishedNoAllocs(t *testing.T) {
+	h, pkt := establishedUDP(t)
+	var p parsed
+	allocs := testing.AllocsPerRun(1000, func() {
+		if h.s.hook(pkt, &p) != hookInject {
+			t.Fatal("established packet not injected")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("hook on an established flow allocates %.1f times per packet, want 0", allocs)
+	}
+}
+
+func BenchmarkHookEstablished(b *testing.B) {
+	h, pkt := establishedUDP(b)
+	var p parsed
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	for b.Loop() {
+		h.s.hook(pkt, &p)
+	}
+}
+
+// checksumOf and onesSumOK help checkGVisorValid.
+func checksumOf(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return uint16(sum)
+}
+
+func onesSumOK(b []byte) bool { return checksumOf(b) == 0xffff }

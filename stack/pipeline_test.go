@@ -1,0 +1,367 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/tungate/tungate/tun"
+)
+
+// clientStack is a second gVisor stack playing the clients behind the
+// gateway: its link is wired to the gateway's MemDevice, so everything it
+// sends is read by the Stack under test and everything the Stack writes
+// reaches it.
+func clientStack(t *testing.T, mem *tun.MemDevice) *gstack.Stack {
+	t.Helper()
+	cs := gstack.New(gstack.Options{
+		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+	})
+	ep := channel.New(1024, 1500, "")
+	if err := cs.CreateNIC(1, ep); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{cli4, cli6} {
+		proto := ipv4.ProtocolNumber
+		if a.Is6() {
+			proto = ipv6.ProtocolNumber
+		}
+		pa := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: tcpip.AddrFromSlice(a.AsSlice()).WithPrefix()}
+		if err := cs.AddProtocolAddress(1, pa, gstack.AddressProperties{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs.SetRouteTable([]tcpip.Route{
+		{Destination: header.IPv4EmptySubnet, NIC: 1},
+		{Destination: header.IPv6EmptySubnet, NIC: 1},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	// client -> gateway; ends with ctx.
+	go func() {
+		defer wg.Done()
+		for {
+			pkt := ep.ReadContext(ctx)
+			if pkt == nil {
+				return
+			}
+			v := pkt.ToView()
+			pkt.DecRef()
+			mem.Inject(v.AsSlice())
+			v.Release()
+		}
+	}()
+	// gateway -> client; ends when the device's Sent channel closes.
+	go func() {
+		defer wg.Done()
+		for b := range mem.Sent() {
+			proto := ipv4.ProtocolNumber
+			if b[0]>>4 == 6 {
+				proto = ipv6.ProtocolNumber
+			}
+			pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
+			ep.InjectInbound(proto, pkt)
+			pkt.DecRef()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = mem.Close()
+		wg.Wait()
+		cs.Destroy()
+	})
+	return cs
+}
+
+// upstreams are the real servers behind the gateway, on loopback.
+type upstreams struct {
+	echoTCP  *net.TCPListener
+	received chan []byte // everything one echoTCP connection received, when it ends
+	udp      *net.UDPConn
+}
+
+func startUpstreams(t *testing.T) *upstreams {
+	t.Helper()
+	u := &upstreams{received: make(chan []byte, 16)}
+	var err error
+	u.echoTCP, err = net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.udp, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	// Accept loop: ends when the listener closes. Each connection echoes
+	// what it reads, and after the client's FIN writes "bye" and closes.
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := u.echoTCP.AcceptTCP()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				var all bytes.Buffer
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					all.Write(buf[:n])
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						if err == io.EOF {
+							_, _ = c.Write([]byte("bye"))
+						}
+						break
+					}
+				}
+				u.received <- all.Bytes()
+			}()
+		}
+	}()
+	// UDP echo: ends when the socket closes.
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, a, err := u.udp.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = u.udp.WriteToUDPAddrPort(buf[:n], a)
+		}
+	}()
+	t.Cleanup(func() {
+		u.echoTCP.Close()
+		u.udp.Close()
+		wg.Wait()
+	})
+	return u
+}
+
+// pipeline is a gateway Stack between a client stack and loopback
+// upstreams: every TCP destination port maps to the echo listener except
+// portRefused, which maps to a closed port.
+type pipeline struct {
+	h   *harness
+	cs  *gstack.Stack
+	ups *upstreams
+}
+
+func newPipeline(t *testing.T) *pipeline {
+	ups := startUpstreams(t)
+	closed, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := closed.Addr().String()
+	closed.Close()
+	var d net.Dialer
+	h := newHarness(t, harnessOpts{
+		dialTCP: func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) {
+			addr := ups.echoTCP.Addr().String()
+			if dst.Port() == portRefused {
+				addr = refusedAddr
+			}
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return c.(*net.TCPConn), nil
+		},
+		dialUDP: func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error) {
+			c, err := d.DialContext(ctx, "udp", ups.udp.LocalAddr().String())
+			if err != nil {
+				return nil, err
+			}
+			return c.(*net.UDPConn), nil
+		},
+	})
+	return &pipeline{h: h, cs: clientStack(t, h.mem), ups: ups}
+}
+
+func (pl *pipeline) dial(ctx context.Context, dst netip.Addr, port uint16) (*gonet.TCPConn, error) {
+	proto := ipv4.ProtocolNumber
+	if dst.Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	return gonet.DialContextTCP(ctx, pl.cs, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(dst.AsSlice()), Port: port}, proto)
+}
+
+func TestPipelineTCP(t *testing.T) {
+	pl := newPipeline(t)
+	for _, fam := range families() {
+		t.Run(fam.name+"/allowed echo with half-close", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := pl.dial(ctx, fam.srv, portAllow)
+			if err != nil {
+				t.Fatalf("dial allowed port: %v", err)
+			}
+			defer c.Close()
+			msg := bytes.Repeat([]byte("hello through the gateway "), 4000) // ~100 KB: many segments
+			go func() {
+				_, _ = c.Write(msg)
+				_ = c.CloseWrite()
+			}()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			want := append(append([]byte(nil), msg...), "bye"...)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("client got %d bytes, want %d (echo + bye after half-close)", len(got), len(want))
+			}
+			if rec := <-pl.ups.received; !bytes.Equal(rec, msg) {
+				t.Errorf("upstream received %d bytes, want %d", len(rec), len(msg))
+			}
+		})
+		t.Run(fam.name+"/rejected port is refused", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := pl.dial(ctx, fam.srv, portReject)
+			if err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Fatalf("dial rejected port: err = %v, want connection refused", err)
+			}
+		})
+		t.Run(fam.name+"/upstream refusal reaches the client", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := pl.dial(ctx, fam.srv, portRefused)
+			if err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Fatalf("dial port whose upstream refuses: err = %v, want connection refused", err)
+			}
+		})
+		t.Run(fam.name+"/dropped port times out", func(t *testing.T) {
+			before := pl.h.s.Stats().PolicyDrops
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			defer cancel()
+			_, err := pl.dial(ctx, fam.srv, portDrop)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("dial dropped port: err = %v, want the client's own timeout", err)
+			}
+			if pl.h.s.Stats().PolicyDrops == before {
+				t.Errorf("PolicyDrops did not grow")
+			}
+		})
+		t.Run(fam.name+"/split payload pattern resets", func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			hits := pl.h.s.Stats().PayloadHits
+			c, err := pl.dial(ctx, fam.srv, portAllow)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.Close()
+			if _, err := c.Write([]byte("GET /?q=EV")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond) // two separate segments
+			_, _ = c.Write([]byte("IL HTTP/1.0\r\n\r\n"))
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.ReadAll(c)
+			if err == nil || !strings.Contains(err.Error(), "reset") {
+				t.Errorf("client read after pattern: err = %v, want connection reset", err)
+			}
+			select {
+			case rec := <-pl.ups.received:
+				if bytes.Contains(rec, []byte("EVIL")) {
+					t.Errorf("upstream received the pattern: %q", rec)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("upstream connection did not end")
+			}
+			waitFor(t, "payload hit counted", func() bool { return pl.h.s.Stats().PayloadHits == hits+1 })
+			if !strings.Contains(pl.h.log.String(), `"pattern":"EVIL"`) {
+				t.Errorf("no decision line with the pattern in %s", pl.h.log.String())
+			}
+		})
+	}
+	if st := pl.h.s.Stats(); st.PayloadHits != 2 || st.PolicyRejects < 2 || st.TCPDialFailures < 2 {
+		t.Errorf("stats: PayloadHits %d (want 2), PolicyRejects %d (want >= 2), TCPDialFailures %d (want >= 2)", st.PayloadHits, st.PolicyRejects, st.TCPDialFailures)
+	}
+}
+
+func TestPipelineUDP(t *testing.T) {
+	pl := newPipeline(t)
+	for _, fam := range families() {
+		t.Run(fam.name, func(t *testing.T) {
+			proto := ipv4.ProtocolNumber
+			if fam.srv.Is6() {
+				proto = ipv6.ProtocolNumber
+			}
+			to := func(port uint16) *tcpip.FullAddress {
+				return &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(fam.srv.AsSlice()), Port: port}
+			}
+			c, err := gonet.DialUDP(pl.cs, nil, to(portUDPAllow), proto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i := range 3 {
+				msg := []byte("query " + string(rune('a'+i)))
+				if _, err := c.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 100)
+				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				n, err := c.Read(buf)
+				if err != nil || !bytes.Equal(buf[:n], msg) {
+					t.Fatalf("udp echo %d: got %q, %v; want %q", i, buf[:n], err, msg)
+				}
+			}
+
+			// gonet hides ICMP errors from Read, so use the endpoint: the
+			// port unreachable must surface as its last error.
+			var wq waiter.Queue
+			ep, terr := pl.cs.NewEndpoint(udp.ProtocolNumber, proto, &wq)
+			if terr != nil {
+				t.Fatal(terr)
+			}
+			defer ep.Close()
+			if terr := ep.Connect(*to(portUDPReject)); terr != nil {
+				t.Fatal(terr)
+			}
+			var payload bytes.Reader
+			payload.Reset([]byte("x"))
+			if _, terr := ep.Write(&payload, tcpip.WriteOptions{}); terr != nil {
+				t.Fatal(terr)
+			}
+			waitFor(t, "connection refused on the rejected UDP flow", func() bool {
+				_, refused := ep.LastError().(*tcpip.ErrConnectionRefused)
+				return refused
+			})
+		})
+	}
+}
