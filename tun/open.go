@@ -96,7 +96,9 @@ func (i *Interface) Close() error {
 	i.closeOnce.Do(func() {
 		var errs []error
 		for _, q := range i.queues {
-			if err := q.Close(); err != nil {
+			// The data plane closes queues to unblock its readers at
+			// shutdown, so a queue already closed is the normal case.
+			if err := q.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 				errs = append(errs, err)
 			}
 		}
