@@ -193,10 +193,14 @@ func (s *Stack) decideNew(p *parsed) hookAction {
 	return hookDrop
 }
 
-// canReplyTo refuses to answer packets from addresses no reply can or
-// should go to (RFC 1122 §3.2.2, RFC 4443 §2.4 (e)): unspecified,
-// multicast, broadcast.
+// canReplyTo refuses to answer what must never be answered (RFC 1122
+// §3.2.2, RFC 4443 §2.4 (e), RFC 9293 §3.10.7.1): ICMP errors, TCP
+// resets, and packets from or to unspecified, multicast or broadcast
+// addresses.
 func canReplyTo(p *parsed) bool {
+	if p.icmpErr || (p.ct.Key.Proto == protoTCP && p.ct.TCPFlags&0x04 != 0) {
+		return false
+	}
 	src := addrOf(&p.ct.Key.Src, p.family)
 	dst := addrOf(&p.ct.Key.Dst, p.family)
 	if src.IsUnspecified() || src.IsMulticast() || dst.IsMulticast() {

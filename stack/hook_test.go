@@ -223,6 +223,7 @@ func v6ExtChain(n int) []byte {
 	b := make([]byte, 40+len(ext))
 	putIPHeader(b, 6, cli6.AsSlice(), srv6.AsSlice(), ip6DestOpts, len(b))
 	copy(b[40:], ext)
+	setTransportChecksum(b, 6, 40+n*8, 6, protoUDP)
 	return b
 }
 

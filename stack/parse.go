@@ -122,33 +122,44 @@ func parseIPv6(b []byte, p *parsed) dropReason {
 		return reasonIPHeader
 	}
 	end := header.IPv6MinimumSize + plen
+	proto, off, r := walkIPv6(b[:end])
+	if r != reasonNone {
+		return r
+	}
+	p.family = 6
+	p.end = end
+	p.l4 = off
+	p.ct.Key.Family = 6
+	p.ct.Key.Proto = proto
+	copy(p.ct.Key.Src[:], b[8:24])
+	copy(p.ct.Key.Dst[:], b[24:40])
+	return reasonNone
+}
+
+// walkIPv6 follows the extension header chain of the IPv6 packet b (at
+// least the fixed header) to the transport header and returns its protocol
+// and offset.
+func walkIPv6(b []byte) (proto uint8, off int, r dropReason) {
 	next := b[6]
-	off := header.IPv6MinimumSize
+	off = header.IPv6MinimumSize
 	for i := 0; ; i++ {
 		switch next {
 		case protoTCP, protoUDP, protoICMPv6:
-			p.family = 6
-			p.end = end
-			p.l4 = off
-			p.ct.Key.Family = 6
-			p.ct.Key.Proto = next
-			copy(p.ct.Key.Src[:], b[8:24])
-			copy(p.ct.Key.Dst[:], b[24:40])
-			return reasonNone
+			return next, off, reasonNone
 		case ip6HopByHop, ip6Routing, ip6DestOpts:
-			if i >= maxExtHeaders || off+8 > end {
-				return reasonExtHeader
+			if i >= maxExtHeaders || off+8 > len(b) {
+				return 0, 0, reasonExtHeader
 			}
 			n := (int(b[off+1]) + 1) * 8
-			if off+n > end {
-				return reasonExtHeader
+			if off+n > len(b) {
+				return 0, 0, reasonExtHeader
 			}
 			next = b[off]
 			off += n
 		case ip6Fragment:
-			return reasonFragment
+			return 0, 0, reasonFragment
 		default:
-			return reasonProto
+			return 0, 0, reasonProto
 		}
 	}
 }
@@ -290,13 +301,17 @@ func parseQuoted(q []byte, p *parsed) dropReason {
 		copy(k.Dst[:4], q[16:20])
 		l4 = q[ihl:]
 	} else {
-		if len(q) < header.IPv6MinimumSize+8 || q[0]>>4 != 6 {
+		if len(q) < header.IPv6MinimumSize || q[0]>>4 != 6 {
 			return reasonICMPQuote
 		}
-		k.Family, k.Proto = 6, q[6]
+		proto, off, r := walkIPv6(q)
+		if r != reasonNone || off+8 > len(q) {
+			return reasonICMPQuote
+		}
+		k.Family, k.Proto = 6, proto
 		copy(k.Src[:], q[8:24])
 		copy(k.Dst[:], q[24:40])
-		l4 = q[header.IPv6MinimumSize:]
+		l4 = q[off:]
 	}
 	switch k.Proto {
 	case protoTCP, protoUDP:
