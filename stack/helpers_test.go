@@ -86,10 +86,11 @@ func (f *fakeEcho) Echo(ctx context.Context, dst netip.Addr, id, seq uint16, pay
 
 // harness is a running Stack over one MemDevice.
 type harness struct {
-	s   *Stack
-	mem *tun.MemDevice
-	ct  *conntrack.Table
-	log *syncBuffer
+	s    *Stack
+	mem  *tun.MemDevice
+	ct   *conntrack.Table
+	log  *syncBuffer
+	stop func() // cancels Run and waits for it (idempotent)
 }
 
 type harnessOpts struct {
@@ -144,17 +145,21 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("Run did not return after cancel")
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
+		})
+	}
+	t.Cleanup(h.stop)
 	return h
 }
 
