@@ -6,23 +6,37 @@ import (
 )
 
 const (
+	coarseTick     = 10 * time.Millisecond
 	sweepInterval  = 100 * time.Millisecond
 	shardsPerSweep = 2   // a full pass every 3.2 s
 	sweepChunk     = 512 // slots examined per lock hold, bounding packet latency
 )
 
-// Run sweeps expired flows in the background until ctx is done. Lookups
-// already ignore and remove expired entries; the sweeper reclaims the ones
-// nobody looks up again. The caller owns the goroutine running Run.
+// Run sweeps expired flows and keeps the packet path's coarse clock until
+// ctx is done. Lookups already ignore and remove expired entries; the
+// sweeper reclaims the ones nobody looks up again. Run is meant to run
+// once per table, on a goroutine the caller owns.
 func (t *Table) Run(ctx context.Context) {
-	tick := time.NewTicker(sweepInterval)
-	defer tick.Stop()
+	if t.nowFn == nil {
+		t.coarse.Store(max(1, int64(time.Since(t.epoch))))
+		// Back to the precise clock on exit, so a stopped Run never leaves
+		// the table with a frozen one.
+		defer t.coarse.Store(0)
+	}
+	clock := time.NewTicker(coarseTick)
+	defer clock.Stop()
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
 	next := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-clock.C:
+			if t.nowFn == nil {
+				t.coarse.Store(max(1, int64(time.Since(t.epoch))))
+			}
+		case <-sweep.C:
 			for range shardsPerSweep {
 				t.sweepShard(&t.shards[next])
 				next = (next + 1) % numShards

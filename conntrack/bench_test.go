@@ -1,0 +1,190 @@
+package conntrack
+
+import (
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+	"testing"
+)
+
+// benchKey is a distinct UDP key per i: sources spread over 198.18.0.0/15
+// and ports so no source hits max_flows_per_source.
+func benchKey(i uint32) Key {
+	k := Key{Proto: protoUDP, Family: 4, SrcPort: uint16(i), DstPort: 53}
+	binary.BigEndian.PutUint32(k.Src[:4], 198<<24|18<<16|(i>>16&0x1ff))
+	binary.BigEndian.PutUint32(k.Dst[:4], 198<<24|19<<16|1)
+	return k
+}
+
+func bigTable(tb testing.TB, n int) (*Table, []Key) {
+	tab, _ := newTestTable(tb, func(c *Config) { c.MaxFlows = 2 * n; c.MaxFlowsPerSource = 1 << 20 })
+	keys := make([]Key, n)
+	for i := range keys {
+		keys[i] = benchKey(uint32(i))
+		if err := tab.Commit(&Packet{Key: keys[i], Len: 100}, Verdict{}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return tab, keys
+}
+
+// BenchmarkTrackEstablished tracks one established flow, with the coarse
+// clock Run keeps and with the precise clock (no Run).
+func BenchmarkTrackEstablished(b *testing.B) {
+	for _, coarse := range []bool{true, false} {
+		name := "precise-clock"
+		if coarse {
+			name = "coarse-clock"
+		}
+		b.Run(name, func(b *testing.B) {
+			tab := New(Config{}, Options{})
+			if coarse {
+				runTable(b, tab)
+			}
+			k := tcpKey("198.18.0.1", "198.18.1.1", 40000, 80)
+			syn := &Packet{Key: k, TCPFlags: fSYN}
+			_ = tab.Commit(syn, Verdict{})
+			tab.Track(&Packet{Key: replyKey(&k), TCPFlags: fSYNACK})
+			p := &Packet{Key: k, TCPFlags: fPSHACK, Len: 1500}
+			b.ReportAllocs()
+			for b.Loop() {
+				if r := tab.Track(p); r.State != StateEstablished {
+					b.Fatal(r)
+				}
+			}
+		})
+	}
+}
+
+// runTable runs tab's sweeper and clock until the benchmark ends.
+func runTable(b *testing.B, tab *Table) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tab.Run(ctx); close(done) }()
+	for tab.coarse.Load() == 0 {
+		runtime.Gosched()
+	}
+	b.Cleanup(func() { cancel(); <-done })
+}
+
+// BenchmarkTrackEstablishedParallel tracks 4096 flows from every P.
+func BenchmarkTrackEstablishedParallel(b *testing.B) {
+	tab, keys := bigTable(b, 4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		p := &Packet{Len: 100}
+		i := rand.Uint32()
+		for pb.Next() {
+			i++
+			p.Key = keys[i%4096]
+			tab.Track(p)
+		}
+	})
+}
+
+// BenchmarkLookupCold1M tracks packets of random flows in a 1M-flow table,
+// so most lookups miss the CPU caches.
+func BenchmarkLookupCold1M(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds a 1M-flow table")
+	}
+	tab, keys := bigTable(b, 1<<20)
+	order := rand.Perm(len(keys))
+	p := &Packet{Len: 100}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		p.Key = keys[order[i&(1<<20-1)]]
+		if r := tab.Track(p); !r.Found {
+			b.Fatal(r)
+		}
+		i++
+	}
+}
+
+// BenchmarkNewFlowInsertExpire is the churn of a full table: every op is a
+// new flow's Track miss plus Commit, which evicts the oldest unassured
+// flow (64Ki-flow table), from all Ps at once.
+func BenchmarkNewFlowInsertExpire(b *testing.B) {
+	tab := New(Config{MaxFlows: 1 << 16, MaxFlowsPerSource: 1 << 30}, Options{})
+	runTable(b, tab)
+	var next atomic.Uint32
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		p := &Packet{Len: 100}
+		for pb.Next() {
+			p.Key = benchKey(next.Add(1))
+			if r := tab.Track(p); r.State == StateNew {
+				if err := tab.Commit(p, Verdict{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}
+	})
+	b.StopTimer()
+	if tab.Len() > 1<<16 {
+		b.Fatalf("Len %d", tab.Len())
+	}
+}
+
+// BenchmarkSweep1M is one full sweeper pass over 1M live flows, nothing
+// expiring: the steady-state cost of the background sweeper.
+func BenchmarkSweep1M(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds a 1M-flow table")
+	}
+	tab, keys := bigTable(b, 1<<20)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		tab.sweepAll()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(keys)), "ns/flow")
+}
+
+func BenchmarkClock(b *testing.B) {
+	for _, coarse := range []bool{true, false} {
+		name := "precise"
+		if coarse {
+			name = "coarse"
+		}
+		b.Run(name, func(b *testing.B) {
+			tab := New(Config{}, Options{})
+			if coarse {
+				runTable(b, tab)
+			}
+			var sink int64
+			for b.Loop() {
+				sink += tab.now()
+			}
+			_ = sink
+		})
+	}
+}
+
+// TestMemoryPerEntry reports heap bytes per tracked flow at 1M flows.
+func TestMemoryPerEntry(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("1M flows; skipped under -short and -race")
+	}
+	const n = 1 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tab, keys := bigTable(t, n)
+	keys = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perEntry := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f heap bytes per flow at %d flows (entry struct %d bytes)", perEntry, n, entrySize)
+	if tab.Len() != n {
+		t.Fatalf("Len %d", tab.Len())
+	}
+	runtime.KeepAlive(tab)
+	runtime.KeepAlive(keys)
+}
