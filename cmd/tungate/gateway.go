@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/control"
 	"github.com/tungate/tungate/internal/config"
 	"github.com/tungate/tungate/stack"
 	"github.com/tungate/tungate/tun"
@@ -24,12 +25,14 @@ type gateway struct {
 	steering *tun.Steering
 	table    *conntrack.Table
 	data     *stack.Stack
+	ctl      *control.Server
 
-	mu  sync.Mutex // guards cfg: the last config that was applied
-	cfg *config.File
+	reloadMu sync.Mutex // serializes reloads: SIGHUP and the control socket
+	mu       sync.Mutex // guards cfg: the last config that was applied
+	cfg      *config.File
 
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the sweeper and the data plane
+	wg     sync.WaitGroup // the sweeper, the data plane and the control socket
 	runErr error          // the data plane's exit error, read after wg.Wait
 }
 
@@ -47,6 +50,10 @@ func startGateway(ctx context.Context, path string, cfg *config.File, log *slog.
 	}
 	if ferr := tun.CheckForwarding(true); ferr != nil {
 		log.Warn("IPv6 traffic will not reach tungate", "err", ferr.Error())
+	}
+	g.ctl, err = control.Listen(cfg.Control.Socket, control.Options{Log: log})
+	if err != nil {
+		return g, err
 	}
 
 	g.iface, err = tun.Open(cfg.Tun, log)
@@ -89,6 +96,11 @@ func startGateway(ctx context.Context, path string, cfg *config.File, log *slog.
 		}
 		cancel() // the data plane ending ends the gateway
 	}()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.serveControl(runCtx)
+	}()
 	return g, nil
 }
 
@@ -96,6 +108,19 @@ func startGateway(ctx context.Context, path string, cfg *config.File, log *slog.
 func (g *gateway) wait() error {
 	g.wg.Wait()
 	return g.runErr
+}
+
+// applyReload is the one reload path, for SIGHUP and the control socket
+// alike: one reload at a time, logged the same way whoever asked.
+func (g *gateway) applyReload(via string) error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	if err := g.reload(); err != nil {
+		g.log.Error("reload refused, the running policy stays", "err", err.Error(), "via", via)
+		return err
+	}
+	g.log.Info("reloaded", "config", g.path, "via", via)
+	return nil
 }
 
 // reload re-reads the config file. A bad file is refused with its
@@ -147,6 +172,9 @@ func (g *gateway) close() error {
 		g.wg.Wait()
 	}
 	var errs []error
+	if g.ctl != nil {
+		errs = append(errs, g.ctl.Close())
+	}
 	if g.steering != nil {
 		errs = append(errs, g.steering.Remove())
 	}

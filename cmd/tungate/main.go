@@ -30,6 +30,11 @@ usage:
   tungate run -c FILE        run the gateway in the foreground (SIGHUP reloads, SIGINT/SIGTERM stop)
   tungate check -c FILE      validate and compile a config; errors as FILE:LINE:COL: message
   tungate demo               run the gateway in a throw-away namespace lab and show what it does
+  tungate conntrack [-s SOCK] [--json] [--stats]
+                             list the running gateway's flows (also: flush, delete --proto P --src IP:PORT --dst IP:PORT)
+  tungate rules [-s SOCK] [--json]
+                             per-rule counters of the running gateway
+  tungate reload [-s SOCK]   reload the running gateway's config (as SIGHUP); refusals as FILE:LINE:COL
   tungate version            print the version
 `
 
@@ -50,6 +55,12 @@ func main() {
 		err = cmdCheck(args, os.Stdout)
 	case "demo":
 		err = cmdDemo(ctx, args)
+	case "conntrack":
+		err = cmdConntrack(ctx, args, os.Stdout, os.Stderr)
+	case "rules":
+		err = cmdRules(ctx, args, os.Stdout)
+	case "reload":
+		err = cmdReload(ctx, args, os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println("tungate", version)
 	case "help", "-h", "--help":

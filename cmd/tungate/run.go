@@ -50,11 +50,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	for {
 		select {
 		case <-hup:
-			if err := gw.reload(); err != nil {
-				log.Error("reload refused, the running policy stays", "err", err.Error())
-				continue
-			}
-			log.Info("reloaded", "config", *path)
+			_ = gw.applyReload("SIGHUP") // logged there; the running policy stays on error
 		case <-ctx.Done():
 			log.Info("stopping", "reason", "signal")
 			err := gw.close()

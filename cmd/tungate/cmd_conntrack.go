@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/tungate/tungate/control"
+)
+
+const conntrackUsage = `usage:
+  tungate conntrack [-s SOCK] [--json]            list flows, one per line like conntrack -L
+  tungate conntrack [-s SOCK] [--json] --stats    print the table's counters
+  tungate conntrack [-s SOCK] flush               delete every flow
+  tungate conntrack [-s SOCK] delete --proto tcp --src IP:PORT --dst IP:PORT
+                                                  delete one flow, given either direction
+`
+
+// cmdConntrack lists, counts or deletes the running gateway's flows.
+func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := flag.NewFlagSet("conntrack", flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	stats := fs.Bool("stats", false, "print the table's counters instead of the flows")
+	proto := fs.String("proto", "", "delete: tcp, udp, icmp or icmpv6")
+	src := fs.String("src", "", "delete: source IP:PORT (ICMP: IP:ECHO-ID)")
+	dst := fs.String("dst", "", "delete: destination IP:PORT (ICMP: IP)")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	usageErr := func(msg string) error {
+		return &exitError{2, fmt.Errorf("tungate conntrack: %s\n%s", msg, conntrackUsage)}
+	}
+	sub := "list"
+	if len(pos) > 0 {
+		sub = pos[0]
+	}
+	if len(pos) > 1 {
+		return usageErr(fmt.Sprintf("unexpected argument %q", pos[1]))
+	}
+	if sub != "delete" && (*proto != "" || *src != "" || *dst != "") {
+		return usageErr("--proto, --src and --dst go with delete")
+	}
+	if sub != "list" && *stats {
+		return usageErr("--stats goes with the listing")
+	}
+	c := cf.client()
+	switch sub {
+	case "list", "-L":
+		if *stats {
+			var st control.Stats
+			if err := c.Call(ctx, control.OpConntrackStats, nil, &st); err != nil {
+				return remoteFailure("conntrack", err)
+			}
+			if cf.json {
+				return printJSON(out, st)
+			}
+			_, err := fmt.Fprintln(out, st)
+			return err
+		}
+		return listFlows(ctx, c, cf.json, out, errOut)
+	case "flush", "-F":
+		var res control.Flushed
+		if err := c.Call(ctx, control.OpConntrackFlush, nil, &res); err != nil {
+			return remoteFailure("conntrack flush", err)
+		}
+		fmt.Fprintf(errOut, "tungate: %d flow entries have been deleted.\n", res.Deleted)
+		return nil
+	case "delete", "-D":
+		if *proto == "" || *src == "" || *dst == "" {
+			return usageErr("delete needs --proto, --src and --dst")
+		}
+		a := control.DeleteArgs{Proto: *proto, Src: *src, Dst: *dst}
+		if _, err := a.Key(); err != nil { // say so without bothering the gateway
+			return usageErr(err.Error())
+		}
+		if err := c.Call(ctx, control.OpConntrackDelete, a, nil); err != nil {
+			return remoteFailure("conntrack delete", err)
+		}
+		fmt.Fprintln(errOut, "tungate: 1 flow entry has been deleted.")
+		return nil
+	}
+	return usageErr(fmt.Sprintf("unknown subcommand %q", sub))
+}
+
+// listFlows streams the listing: one line (or array element) per flow as
+// it arrives, so a full table is never held in memory.
+func listFlows(ctx context.Context, c control.Client, asJSON bool, out, errOut io.Writer) error {
+	w := bufio.NewWriter(out)
+	n := 0
+	if asJSON {
+		w.WriteString("[")
+	}
+	var line []byte
+	err := c.Stream(ctx, control.OpConntrackList, nil, func(dec *json.Decoder) error {
+		var f control.Flow
+		if err := dec.Decode(&f); err != nil {
+			return fmt.Errorf("bad flow: %w", err)
+		}
+		if asJSON {
+			b, err := json.Marshal(f)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				w.WriteString(",")
+			}
+			w.WriteString("\n  ")
+			w.Write(b)
+		} else {
+			line = append(f.AppendText(line[:0]), '\n')
+			w.Write(line)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		w.Flush()
+		return remoteFailure("conntrack", err)
+	}
+	if asJSON {
+		if n > 0 {
+			w.WriteString("\n")
+		}
+		w.WriteString("]\n")
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if !asJSON {
+		fmt.Fprintf(errOut, "tungate: %d flow entries have been shown.\n", n)
+	}
+	return nil
+}
+
+// printJSON writes v indented, with a final newline.
+func printJSON(out io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(b, '\n'))
+	return err
+}

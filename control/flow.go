@@ -1,0 +1,244 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/policy"
+)
+
+// Flow is one conntrack entry as the control socket lists it. The JSON
+// field names are part of the protocol.
+type Flow struct {
+	Proto     string `json:"proto"` // tcp, udp, icmp, icmpv6 or the number
+	ProtoNum  uint8  `json:"proto_num"`
+	Family    uint8  `json:"family"`          // 4 or 6
+	State     string `json:"state,omitempty"` // TCP state (Linux names); empty for other protocols
+	TimeoutMS int64  `json:"timeout_ms"`      // time left before expiry
+	Orig      Tuple  `json:"orig"`
+	Reply     Tuple  `json:"reply"`
+	Assured   bool   `json:"assured"`
+	SeenReply bool   `json:"seen_reply"`
+	Action    string `json:"action"`  // the verdict cached on the flow
+	RuleID    uint32 `json:"rule_id"` // stable across reloads; 0 = defaults.policy
+	Rule      string `json:"rule"`    // "default" for defaults.policy
+}
+
+// Tuple is one direction of a flow with its counters. For ICMP echo,
+// SrcPort is the identifier and DstPort is 0.
+type Tuple struct {
+	Src     netip.Addr `json:"src"`
+	Dst     netip.Addr `json:"dst"`
+	SrcPort uint16     `json:"sport"`
+	DstPort uint16     `json:"dport"`
+	Packets uint64     `json:"packets"`
+	Bytes   uint64     `json:"bytes"`
+}
+
+// FlowFrom converts a table entry, naming its rule through p (names are
+// interned process-wide, so flows decided by an older policy still resolve).
+func FlowFrom(fi conntrack.FlowInfo, p *policy.Policy) Flow {
+	f := Flow{
+		Proto:     protoName(fi.Proto),
+		ProtoNum:  fi.Proto,
+		Family:    fi.Orig.Family,
+		State:     fi.TCPState,
+		TimeoutMS: fi.Timeout.Milliseconds(),
+		Orig:      tupleFrom(fi.Orig, conntrack.DirOriginal, &fi),
+		Reply:     tupleFrom(fi.Reply, conntrack.DirReply, &fi),
+		Assured:   fi.Assured,
+		SeenReply: fi.SeenReply,
+		Action:    policy.Action(fi.Verdict.Action).String(),
+		RuleID:    fi.Verdict.Rule,
+		Rule:      "default",
+	}
+	if fi.Verdict.Rule != 0 {
+		if f.Rule = p.RuleName(fi.Verdict.Rule); f.Rule == "" {
+			f.Rule = "#" + strconv.FormatUint(uint64(fi.Verdict.Rule), 10)
+		}
+	}
+	return f
+}
+
+func tupleFrom(k conntrack.Key, d conntrack.Dir, fi *conntrack.FlowInfo) Tuple {
+	return Tuple{
+		Src: keyAddr(k.Src, k.Family), Dst: keyAddr(k.Dst, k.Family),
+		SrcPort: k.SrcPort, DstPort: k.DstPort,
+		Packets: fi.Packets[d], Bytes: fi.Bytes[d],
+	}
+}
+
+func keyAddr(b [16]byte, family uint8) netip.Addr {
+	if family == 4 {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(b)
+}
+
+var protoNames = map[uint8]string{6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
+
+func protoName(n uint8) string {
+	if s, ok := protoNames[n]; ok {
+		return s
+	}
+	return strconv.Itoa(int(n))
+}
+
+func isICMP(proto uint8) bool { return proto == 1 || proto == 58 }
+
+// Key builds the table key the arguments name.
+func (a DeleteArgs) Key() (conntrack.Key, error) {
+	var k conntrack.Key
+	found := false
+	for n, s := range protoNames {
+		if s == strings.ToLower(a.Proto) {
+			k.Proto, found = n, true
+		}
+	}
+	if !found {
+		return k, fmt.Errorf("unknown protocol %q (want tcp, udp, icmp or icmpv6)", a.Proto)
+	}
+	icmp := isICMP(k.Proto)
+	src, err := parseEndpoint(a.Src, icmp)
+	if err != nil {
+		return k, fmt.Errorf("src: %w", err)
+	}
+	dst, err := parseEndpoint(a.Dst, icmp)
+	if err != nil {
+		return k, fmt.Errorf("dst: %w", err)
+	}
+	if src.Addr().Is4() != dst.Addr().Is4() {
+		return k, fmt.Errorf("src %s and dst %s are of different address families", src.Addr(), dst.Addr())
+	}
+	if icmp && dst.Port() != 0 {
+		return k, fmt.Errorf("dst: an ICMP echo flow has no destination port (the identifier goes with src)")
+	}
+	if (k.Proto == 1) != src.Addr().Is4() && icmp {
+		return k, fmt.Errorf("%s does not go with %s addresses", a.Proto, familyName(src.Addr()))
+	}
+	if src.Addr().Is4() {
+		k.Family = 4
+		s4, d4 := src.Addr().As4(), dst.Addr().As4()
+		copy(k.Src[:], s4[:])
+		copy(k.Dst[:], d4[:])
+	} else {
+		k.Family = 6
+		k.Src, k.Dst = src.Addr().As16(), dst.Addr().As16()
+	}
+	k.SrcPort, k.DstPort = src.Port(), dst.Port()
+	return k, nil
+}
+
+func familyName(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// parseEndpoint accepts IP:PORT ([IPv6]:PORT), or a bare IP for ICMP.
+func parseEndpoint(s string, icmp bool) (netip.AddrPort, error) {
+	if s == "" {
+		return netip.AddrPort{}, fmt.Errorf("missing (want IP:PORT)")
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if !icmp || aerr != nil {
+			return netip.AddrPort{}, fmt.Errorf("%q is not IP:PORT", s)
+		}
+		ap = netip.AddrPortFrom(a, 0)
+	}
+	if ap.Addr().Zone() != "" {
+		return netip.AddrPort{}, fmt.Errorf("%q: zones are not tracked", s)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// AppendText appends f as one line in the style of `conntrack -L`, with the
+// deciding rule at the end:
+//
+//	tcp      6 431999 ESTABLISHED src=… dst=… sport=… dport=… packets=… bytes=… src=… … [ASSURED] rule=NAME
+func (f *Flow) AppendText(b []byte) []byte {
+	b = fmt.Appendf(b, "%-8s %d %d ", f.Proto, f.ProtoNum, f.TimeoutMS/1000)
+	if f.State != "" {
+		b = append(b, f.State...)
+		b = append(b, ' ')
+	}
+	b = f.Orig.appendText(b, isICMP(f.ProtoNum))
+	if !f.SeenReply {
+		b = append(b, "[UNREPLIED] "...)
+	}
+	b = f.Reply.appendText(b, isICMP(f.ProtoNum))
+	if f.Assured {
+		b = append(b, "[ASSURED] "...)
+	}
+	b = append(b, "rule="...)
+	return append(b, f.Rule...)
+}
+
+func (t *Tuple) appendText(b []byte, icmp bool) []byte {
+	b = fmt.Appendf(b, "src=%s dst=%s ", t.Src, t.Dst)
+	if icmp {
+		b = fmt.Appendf(b, "id=%d ", t.SrcPort|t.DstPort)
+	} else {
+		b = fmt.Appendf(b, "sport=%d dport=%d ", t.SrcPort, t.DstPort)
+	}
+	return fmt.Appendf(b, "packets=%d bytes=%d ", t.Packets, t.Bytes)
+}
+
+// Stats are the table's counters (conntrack.Stats) with the number of live
+// flows, under stable JSON names.
+type Stats struct {
+	Flows        int    `json:"flows"`
+	Found        uint64 `json:"found"`
+	New          uint64 `json:"new"`
+	Invalid      uint64 `json:"invalid"`
+	Related      uint64 `json:"related"`
+	Insert       uint64 `json:"insert"`
+	InsertFailed uint64 `json:"insert_failed"`
+	Drop         uint64 `json:"drop"`
+	EarlyDrop    uint64 `json:"early_drop"`
+	Expired      uint64 `json:"expired"`
+	Removed      uint64 `json:"removed"`
+	SourceLimit  uint64 `json:"source_limit"`
+}
+
+// StatsFrom converts the table's counters.
+func StatsFrom(s conntrack.Stats, flows int) Stats {
+	return Stats{
+		Flows: flows, Found: s.Found, New: s.New, Invalid: s.Invalid, Related: s.Related,
+		Insert: s.Insert, InsertFailed: s.InsertFailed, Drop: s.Drop, EarlyDrop: s.EarlyDrop,
+		Expired: s.Expired, Removed: s.Removed, SourceLimit: s.SourceLimit,
+	}
+}
+
+func (s Stats) String() string {
+	return fmt.Sprintf("flows=%d found=%d new=%d invalid=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d expired=%d removed=%d source_limit=%d",
+		s.Flows, s.Found, s.New, s.Invalid, s.Related, s.Insert, s.InsertFailed, s.Drop,
+		s.EarlyDrop, s.Expired, s.Removed, s.SourceLimit)
+}
+
+// Rule is one rule's counters (policy.RuleCounter) under stable JSON names.
+type Rule struct {
+	Name    string     `json:"name"` // "default" for defaults.policy
+	ID      uint32     `json:"id"`   // 0 for defaults.policy
+	Flows   uint64     `json:"flows"`
+	Packets uint64     `json:"packets"`
+	Bytes   uint64     `json:"bytes"`
+	LastHit *time.Time `json:"last_hit"` // null when the rule never decided a flow
+}
+
+// RuleFrom converts one rule's counters.
+func RuleFrom(c policy.RuleCounter) Rule {
+	r := Rule{Name: c.Name, ID: c.ID, Flows: c.Flows, Packets: c.Packets, Bytes: c.Bytes}
+	if !c.Last.IsZero() {
+		last := c.Last
+		r.LastHit = &last
+	}
+	return r
+}

@@ -1,0 +1,114 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/policy"
+)
+
+// Backend is what a running gateway exposes to the control socket. Policy
+// is called per request, so a reload is seen by the next one.
+type Backend interface {
+	Conntrack() *conntrack.Table
+	Policy() *policy.Policy
+	// Reload re-reads the config; it must be the same path SIGHUP takes.
+	// Its error text (FILE:LINE:COL lines) reaches the operator verbatim.
+	Reload() error
+}
+
+// Pong answers OpPing.
+type Pong struct {
+	PID   int `json:"pid"`
+	Flows int `json:"flows"`
+}
+
+// Flushed answers OpConntrackFlush and OpConntrackDelete.
+type Flushed struct {
+	Deleted int `json:"deleted"`
+}
+
+// DeleteArgs select one flow by its tuple in either direction.
+type DeleteArgs struct {
+	Proto string `json:"proto"` // tcp, udp, icmp, icmpv6
+	Src   string `json:"src"`   // IP:PORT (for ICMP, IP:ECHO-ID or IP)
+	Dst   string `json:"dst"`   // IP:PORT (for ICMP, IP)
+}
+
+// ErrNoFlow is the refusal of a delete that matched nothing.
+var ErrNoFlow = errors.New("no such flow")
+
+// Ops returns the gateway's operations over b.
+func Ops(b Backend) Mux {
+	return Mux{
+		OpPing: func(context.Context, json.RawMessage) (any, error) {
+			return Pong{PID: os.Getpid(), Flows: b.Conntrack().Len()}, nil
+		},
+		OpConntrackList: func(ctx context.Context, _ json.RawMessage) (any, error) {
+			t, p := b.Conntrack(), b.Policy()
+			return Stream(func(emit func(any) error) error {
+				var err error
+				t.Range(func(fi conntrack.FlowInfo) bool {
+					if err = ctx.Err(); err != nil {
+						return false
+					}
+					err = emit(FlowFrom(fi, p))
+					return err == nil
+				})
+				return err
+			}), nil
+		},
+		OpConntrackStats: func(context.Context, json.RawMessage) (any, error) {
+			t := b.Conntrack()
+			return StatsFrom(t.Stats(), t.Len()), nil
+		},
+		OpConntrackFlush: func(ctx context.Context, _ json.RawMessage) (any, error) {
+			return Flushed{Deleted: flush(ctx, b.Conntrack())}, ctx.Err()
+		},
+		OpConntrackDelete: func(_ context.Context, raw json.RawMessage) (any, error) {
+			var a DeleteArgs
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, fmt.Errorf("bad arguments: %w", err)
+			}
+			k, err := a.Key()
+			if err != nil {
+				return nil, err
+			}
+			if !b.Conntrack().Delete(k) {
+				return nil, ErrNoFlow
+			}
+			return Flushed{Deleted: 1}, nil
+		},
+		OpRules: func(context.Context, json.RawMessage) (any, error) {
+			cs := b.Policy().Counters()
+			out := make([]Rule, len(cs))
+			for i, c := range cs {
+				out[i] = RuleFrom(c)
+			}
+			return out, nil
+		},
+		OpReload: func(context.Context, json.RawMessage) (any, error) {
+			if err := b.Reload(); err != nil {
+				return nil, err
+			}
+			return struct{}{}, nil
+		},
+	}
+}
+
+// flush deletes every flow (the table has no bulk delete; Range allows
+// calling the table from its callback). Flows created meanwhile may stay.
+func flush(ctx context.Context, t *conntrack.Table) int {
+	n := 0
+	t.Range(func(fi conntrack.FlowInfo) bool {
+		if t.Delete(fi.Orig) {
+			n++
+		}
+		return ctx.Err() == nil
+	})
+	return n
+}

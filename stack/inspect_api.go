@@ -1,0 +1,17 @@
+package stack
+
+import (
+	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/policy"
+)
+
+// The control socket lists flows and rule counters of a running gateway;
+// these accessors give it the live table and the policy deciding new flows
+// without the stack knowing anything about that socket.
+
+// Conntrack returns the flow table the stack tracks into.
+func (s *Stack) Conntrack() *conntrack.Table { return s.ct }
+
+// Policy returns the policy currently deciding new flows (the last one
+// given to New or SetPolicy).
+func (s *Stack) Policy() *policy.Policy { return s.pol.Load() }
