@@ -71,8 +71,66 @@ func compileLog(c LogConfig, errs *cfgerr.List) (LogConfig, decisions) {
 	if _, err := ParseRate(c.Rate); err != nil {
 		errs.Addf(err.Error(), "log", "rate")
 	}
+	if c.Burst < 0 {
+		errs.Addf("burst must not be negative", "log", "burst")
+	}
 	return c, d
 }
+
+// logBudget resolves [log] rate and burst; burst defaults to the rate per
+// second (at least 1), which is what the decision log did before burst
+// was configurable.
+func logBudget(c LogConfig) (float64, int) {
+	r, err := ParseRate(c.Rate)
+	if err != nil {
+		return 0, 0
+	}
+	b := c.Burst
+	if b <= 0 {
+		b = max(int(r), 1)
+	}
+	return r, b
+}
+
+func compileReject(c RejectConfig, errs *cfgerr.List) float64 {
+	if c.MaxRate == "" {
+		return 0
+	}
+	r, err := ParseRate(c.MaxRate)
+	if err != nil {
+		errs.Addf(err.Error(), "reject", "max_rate")
+	}
+	return r
+}
+
+func compileReload(c ReloadConfig, errs *cfgerr.List) bool {
+	switch c.ExistingFlows {
+	case "", "keep":
+		return false
+	case "recheck":
+		return true
+	}
+	errs.Addf(fmt.Sprintf("unknown existing_flows %q (want keep or recheck)", c.ExistingFlows), "reload", "existing_flows")
+	return false
+}
+
+// LogRate is the decision-log budget: lines per second and burst.
+func (p *Policy) LogRate() (perSecond float64, burst int) { return p.logRate, p.logBurst }
+
+// RejectMaxRate is [reject] max_rate in rejects per second, 0 when
+// unlimited. Above it the stack answers a reject with a drop (and counts
+// it); the burst is one second's worth, at least 1.
+func (p *Policy) RejectMaxRate() float64 { return p.rejectMaxRate }
+
+// RecheckExistingFlows reports [reload] existing_flows = "recheck": after a
+// reload the stack decides every tracked flow again (Flow.CtState =
+// CtEstablished) and tears down those no longer allowed.
+func (p *Policy) RecheckExistingFlows() bool { return p.recheck }
+
+// HasInvalidRules reports whether some rule lists ct_state "invalid", so
+// the stack must call Decide for invalid packets (CtState = CtInvalid)
+// instead of applying InvalidAction directly.
+func (p *Policy) HasInvalidRules() bool { return p.invalidRules }
 
 // ParseRate parses a budget written "N/s", "N/m" or "N/h" (N a positive
 // integer) into events per second.
@@ -135,8 +193,8 @@ func (p *Policy) RuleNameAt(i int) string {
 // do not modify it.
 func (p *Policy) Domains(set string) ([]string, bool) {
 	ns, ok := p.sets[set]
-	if !ok || ns.typ != "domain" {
+	if !ok || ns.domains == nil {
 		return nil, false
 	}
-	return ns.domains, true
+	return ns.domains.list, true
 }

@@ -22,17 +22,64 @@ const (
 	RejectNone                RejectKind = iota // not a reject
 	RejectTCPReset                              // TCP RST
 	RejectICMPPortUnreachable                   // ICMP port unreachable / ICMPv6 port unreachable
+	RejectICMPAdminProhibited                   // ICMP type 3 code 13 / ICMPv6 type 1 code 1
 )
 
-// Flow describes a new flow's first packet.
+// CtState is the connection-tracking state of the packet being decided.
+// The zero value is CtNew, so callers that only decide new flows need not
+// set it.
+type CtState uint8
+
+const (
+	CtNew         CtState = iota // first packet of a flow conntrack does not know
+	CtEstablished                // packet of a known flow (e.g. rechecked on reload)
+	CtRelated                    // ICMP error about a known flow
+	CtInvalid                    // conntrack refused the packet
+	numCtStates
+)
+
+// Flow describes the packet being decided, normally a new flow's first
+// packet.
 type Flow struct {
 	Proto            uint8 // IANA protocol number
 	Src, Dst         netip.Addr
 	SrcPort, DstPort uint16
 	ICMPType         uint8
+	CtState          CtState // zero: new
+	// SrcConns is how many flows conntrack tracks for Src, before this
+	// one; rules with max_conns compare against it.
+	SrcConns int
 }
 
-// Verdict is the outcome of Decide.
+// MaxAudit is how many audit hits one Verdict records; further hits set
+// Verdict.AuditMore.
+const MaxAudit = 4
+
+// AuditHit is a rule that matched in audit mode: it is logged as
+// would-<Action> and counted, and evaluation went on as if it had not
+// matched. Rule is -1 for defaults.policy under [defaults] mode = "audit".
+type AuditHit struct {
+	Rule   int32
+	RuleID uint32
+	Action Action
+}
+
+// MaxAddTo is how many add_to actions one Verdict records.
+const MaxAddTo = 2
+
+// AddTo is a matched rule's add_to: put the flow's Addr into the dynamic
+// set Set; when Flush, the caller tears down the tracked flows of Addr
+// (source flows for key = "src", destination flows for key = "dst").
+type AddTo struct {
+	Rule  int32
+	Set   string
+	Addr  netip.Addr
+	IsSrc bool // the key was "src"
+	Flush bool
+}
+
+// Verdict is the outcome of Decide. It holds no pointers into the flow, so
+// it may be copied freely; Decide fills it without allocating.
 type Verdict struct {
 	Action  Action
 	Reject  RejectKind // set when Action is ActionReject, resolved from "auto"
@@ -41,7 +88,27 @@ type Verdict struct {
 	LogRule int        // index of the first matching action="log" rule, -1 if none
 	Log     bool       // the decision should be logged (rule log=true or [log] decisions)
 	Armed   bool       // payload rules are armed on this flow: call NewInspector
+
+	// Audit lists, in file order, the rules that matched in audit mode
+	// (rule mode = "audit", or every drop/reject under [defaults] mode =
+	// "audit"). The caller logs each as would-<action> and counts it
+	// (CountVerdict does the counting).
+	Audit     [MaxAudit]AuditHit
+	NAudit    uint8
+	AuditMore bool // more than MaxAudit audit hits matched
+
+	// AddTo lists the add_to actions of matched enforcing rules, in file
+	// order. Decide does not change any set: the caller applies them with
+	// ApplyAddTo once it acts on the verdict.
+	AddTo  [MaxAddTo]AddTo
+	NAddTo uint8
 }
+
+// Audits returns the recorded audit hits.
+func (v *Verdict) Audits() []AuditHit { return v.Audit[:v.NAudit] }
+
+// AddTos returns the recorded add_to actions.
+func (v *Verdict) AddTos() []AddTo { return v.AddTo[:v.NAddTo] }
 
 // StreamDir is the direction of stream bytes fed to an Inspector.
 type StreamDir uint8
@@ -58,4 +125,7 @@ type Hit struct {
 	Action  Action
 	Reject  RejectKind
 	Pattern string // the configured pattern, for logs
+	// Audit: the rule is in audit mode (or a drop/reject under [defaults]
+	// mode = "audit"): log would-<Action>, keep the flow.
+	Audit bool
 }

@@ -3,7 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
-	"slices"
+	"time"
 	"strings"
 
 	"github.com/tungate/tungate/internal/cfgerr"
@@ -29,6 +29,16 @@ type Policy struct {
 
 	// counters[i] counts rule i; the last entry counts defaults.policy.
 	counters []*ruleCounter
+
+	// now is the clock of dynamic sets and limits, unix ns; tests replace
+	// it (SetClock).
+	now func() int64
+
+	rejectMaxRate float64 // rejects per second, 0 = unlimited
+	logRate       float64 // decision-log lines per second
+	logBurst      int
+	recheck       bool // [reload] existing_flows = "recheck"
+	invalidRules  bool // some rule lists ct_state "invalid"
 }
 
 // rejectWith is a configured reject_with; it is resolved against the flow's
@@ -39,6 +49,7 @@ const (
 	rejectAuto rejectWith = iota
 	rejectWithTCPReset
 	rejectWithICMP
+	rejectWithAdmin
 )
 
 func parseRejectWith(s string) (rejectWith, bool) {
@@ -49,6 +60,8 @@ func parseRejectWith(s string) (rejectWith, bool) {
 		return rejectWithTCPReset, true
 	case "icmp-port-unreachable":
 		return rejectWithICMP, true
+	case "icmp-admin-prohibited":
+		return rejectWithAdmin, true
 	}
 	return 0, false
 }
@@ -61,27 +74,20 @@ const (
 	decisionsAll
 )
 
-// namedSet is a compiled [sets.NAME]; exactly one of the value fields is
-// used, according to typ. A set whose type was invalid has typ "" and is
-// kept so references to it do not produce a second error.
-type namedSet struct {
-	typ     string
-	prefix  *prefixSet
-	ports   *portSet
-	domains []string // lower case, without trailing dot; matched by L7 work
-}
-
 // Compile validates cfg and compiles it. Every problem found is reported:
 // the error is a cfgerr.List whose keys are TOML key paths such as
 // {"rule", "3", "dst_port", "1"} or {"sets", "lan", "elements", "0"}.
 func Compile(cfg Config) (*Policy, error) {
 	var errs cfgerr.List
-	p := &Policy{}
+	p := &Policy{now: wallClock}
 	p.compileDefaults(&cfg.Defaults, &errs)
-	p.compileSets(cfg.Sets, &errs)
+	p.compileSets(cfg.Sets, cfg.Dir, &errs)
 	p.compileRules(cfg.Rules, &errs)
 	p.inspect = compileInspect(cfg.Inspect, &errs)
 	p.log, p.decisions = compileLog(cfg.Log, &errs)
+	p.logRate, p.logBurst = logBudget(p.log)
+	p.rejectMaxRate = compileReject(cfg.Reject, &errs)
+	p.recheck = compileReload(cfg.Reload, &errs)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -111,7 +117,7 @@ func (p *Policy) compileDefaults(d *Defaults, errs *cfgerr.List) {
 	}
 	rw, ok := parseRejectWith(d.RejectWith)
 	if !ok {
-		errs.Addf(fmt.Sprintf("unknown reject_with %q (want auto, tcp-reset or icmp-port-unreachable)", d.RejectWith), "defaults", "reject_with")
+		errs.Addf(fmt.Sprintf("unknown reject_with %q (want auto, tcp-reset, icmp-port-unreachable or icmp-admin-prohibited)", d.RejectWith), "defaults", "reject_with")
 	}
 	p.defReject = rw
 	switch d.Mode {
@@ -121,63 +127,6 @@ func (p *Policy) compileDefaults(d *Defaults, errs *cfgerr.List) {
 		p.mode = ModeAudit
 	default:
 		errs.Addf(fmt.Sprintf("unknown mode %q (want enforce or audit)", d.Mode), "defaults", "mode")
-	}
-}
-
-func (p *Policy) compileSets(sets map[string]SetConfig, errs *cfgerr.List) {
-	p.sets = make(map[string]*namedSet, len(sets))
-	names := make([]string, 0, len(sets))
-	for n := range sets {
-		names = append(names, n)
-	}
-	slices.Sort(names) // errors in a stable order
-	for _, name := range names {
-		sc := sets[name]
-		if !validSetName(name) {
-			errs.Addf(fmt.Sprintf("invalid set name %q (use letters, digits, '_' and '-')", name), "sets", name)
-		}
-		ns := &namedSet{}
-		p.sets[name] = ns
-		switch sc.Type {
-		case "cidr":
-			ns.typ = sc.Type
-			var pfx []netip.Prefix
-			for j, e := range sc.Elements {
-				pf, err := parsePrefixElem(e)
-				if err != nil {
-					errs.Addf(err.Error(), "sets", name, "elements", j)
-					continue
-				}
-				pfx = append(pfx, pf)
-			}
-			ns.prefix = newPrefixSet(pfx)
-		case "port":
-			ns.typ = sc.Type
-			var pr []portRange
-			for j, e := range sc.Elements {
-				r, err := parsePortElem(e)
-				if err != nil {
-					errs.Addf(err.Error(), "sets", name, "elements", j)
-					continue
-				}
-				pr = append(pr, r)
-			}
-			ns.ports = newPortSet(pr)
-		case "domain":
-			ns.typ = sc.Type
-			for j, e := range sc.Elements {
-				d, err := parseDomainElem(e)
-				if err != nil {
-					errs.Addf(err.Error(), "sets", name, "elements", j)
-					continue
-				}
-				ns.domains = append(ns.domains, d)
-			}
-		case "":
-			errs.Addf("type is required (cidr, port or domain)", "sets", name, "type")
-		default:
-			errs.Addf(fmt.Sprintf("unknown set type %q (want cidr, port or domain)", sc.Type), "sets", name, "type")
-		}
 	}
 }
 
@@ -246,4 +195,12 @@ func parseDomainElem(v any) (string, error) {
 		}
 	}
 	return d, nil
+}
+
+func wallClock() int64 { return time.Now().UnixNano() }
+
+// SetClock replaces the clock of dynamic sets and limits; for tests. Call
+// it before the policy is used.
+func (p *Policy) SetClock(now func() time.Time) {
+	p.now = func() int64 { return now().UnixNano() }
 }

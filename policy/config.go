@@ -3,14 +3,32 @@ package policy
 import "github.com/tungate/tungate/internal/units"
 
 // Config is everything the policy is compiled from: [defaults], [sets],
-// [[rule]], [inspect] and [log]. The loader fills it from the file; tests
-// build it directly.
+// [[rule]], [inspect], [log], [reject] and [reload]. The loader fills it
+// from the file; tests build it directly.
 type Config struct {
 	Defaults Defaults
 	Sets     map[string]SetConfig
 	Rules    []RuleConfig
 	Inspect  InspectConfig
 	Log      LogConfig
+	Reject   RejectConfig
+	Reload   ReloadConfig
+
+	// Dir is where relative set files are looked up: the directory of the
+	// configuration file ("" = the working directory).
+	Dir string
+}
+
+// RejectConfig is the [reject] section.
+type RejectConfig struct {
+	// MaxRate bounds how many rejects per second are answered ("N/s",
+	// "N/m", "N/h"); above it a reject degrades to a drop. "" = unlimited.
+	MaxRate string `toml:"max_rate"`
+}
+
+// ReloadConfig is the [reload] section.
+type ReloadConfig struct {
+	ExistingFlows string `toml:"existing_flows"` // keep (default) | recheck
 }
 
 // Defaults is the [defaults] section.
@@ -23,8 +41,15 @@ type Defaults struct {
 
 // SetConfig is one [sets.NAME] table.
 type SetConfig struct {
-	Type     string `toml:"type"`     // cidr | port | domain
-	Elements List   `toml:"elements"` // strings and integers
+	Type     string   `toml:"type"`     // cidr | port | domain
+	Elements List     `toml:"elements"` // strings and integers
+	Files    []string `toml:"files"`    // one element per line, '#' comments; relative to Config.Dir
+
+	// Dynamic sets start empty and are filled at run time by add_to and
+	// the control socket; their elements expire after Timeout.
+	Dynamic     bool           `toml:"dynamic"`
+	Timeout     units.Duration `toml:"timeout"`      // dynamic: default element lifetime (required)
+	MaxElements int            `toml:"max_elements"` // dynamic: capacity (required)
 }
 
 // RuleConfig is one [[rule]] table. List-valued keys accept a single value
@@ -39,10 +64,40 @@ type RuleConfig struct {
 	SrcPort    List            `toml:"src_port"`
 	DstPort    List            `toml:"dst_port"`
 	NotDstPort List            `toml:"not_dst_port"`
+	NotSrcPort List            `toml:"not_src_port"`
+	CtState    List            `toml:"ct_state"`  // new | established | related | invalid
+	ICMPType   List            `toml:"icmp_type"` // names ("echo-request") or numbers
 	Payload    []PayloadConfig `toml:"payload"`
+	Limit      *LimitConfig    `toml:"limit"`
+	MaxConns   *MaxConnsConfig `toml:"max_conns"`
+	AddTo      *AddToConfig    `toml:"add_to"`
 	Action     string          `toml:"action"`
 	RejectWith string          `toml:"reject_with"`
 	Log        bool            `toml:"log"`
+	Mode       string          `toml:"mode"` // enforce (default) | audit
+}
+
+// LimitConfig is a rule's limit: a token bucket per key.
+type LimitConfig struct {
+	Rate  string `toml:"rate"`  // "N/s", "N/m" or "N/h" (required)
+	Burst int    `toml:"burst"` // bucket size, default 5
+	Per   string `toml:"per"`   // src (default) | dst | rule
+	Match string `toml:"match"` // over (default): the rate is exceeded | under
+}
+
+// MaxConnsConfig is a rule's max_conns: it matches when the source already
+// has more than Count tracked flows.
+type MaxConnsConfig struct {
+	Per   string `toml:"per"` // src (the only key for now, default)
+	Count int    `toml:"count"`
+}
+
+// AddToConfig is a rule's add_to: when the rule matches, put the flow's
+// source or destination address into a dynamic set.
+type AddToConfig struct {
+	Set        string `toml:"set"`
+	Key        string `toml:"key"`         // src (default) | dst
+	FlushFlows bool   `toml:"flush_flows"` // also tear down that address's tracked flows
 }
 
 // PayloadConfig is one element of a rule's payload list.
@@ -69,6 +124,7 @@ type LogConfig struct {
 	Level     string `toml:"level"`     // debug | info | warn | error
 	Decisions string `toml:"decisions"` // none | drops | all
 	Rate      string `toml:"rate"`      // "20/s"
+	Burst     int    `toml:"burst"`     // lines allowed at once; default: the per-second rate, at least 1
 }
 
 // List is a TOML value that may be written as one scalar or as an array of

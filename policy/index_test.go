@@ -9,10 +9,11 @@ import (
 
 // linearDecide is the reference Decide: every rule in file order, no index.
 func linearDecide(p *Policy, f *Flow) (rule int, armed bool) {
-	src, dst := f.Src.Unmap(), f.Dst.Unmap()
+	var in matchIn
+	p.prepare(f, &in)
 	for i := range p.rules {
 		r := &p.rules[i]
-		if r.protos&(1<<protoClass(f.Proto)) == 0 || !r.matchL34(src, dst, f.SrcPort, f.DstPort) || r.isLog {
+		if r.protos&(1<<protoClass(f.Proto)) == 0 || !r.matchL34(&in) || r.isLog {
 			continue
 		}
 		if r.payload != nil {

@@ -19,13 +19,15 @@ type armedPattern struct {
 // NewInspector returns the matcher for the payload rules armed on f: those
 // before the deciding rule of v (all rules for the default) whose L3/L4 part
 // matches f. It returns nil when nothing is armed, and for a verdict that
-// is not allow in enforce mode (the flow will not carry bytes). In audit
-// mode a would-be drop still passes traffic, so its rules are armed.
+// is not allow (the flow will not carry bytes). Under audit, Decide
+// returns allow for would-be drops, so their flows are inspected; hits of
+// audit-mode rules have Hit.Audit set.
 func (p *Policy) NewInspector(f *Flow, v Verdict) *Inspector {
-	if v.Action != ActionAllow && p.mode == ModeEnforce {
+	if v.Action != ActionAllow {
 		return nil
 	}
-	src, dst := f.Src.Unmap(), f.Dst.Unmap()
+	var mi matchIn
+	p.prepare(f, &mi)
 	var n int
 	var idx [8]int32
 	armed := idx[:0]
@@ -39,7 +41,7 @@ func (p *Policy) NewInspector(f *Flow, v Verdict) *Inspector {
 			break
 		}
 		r := &p.rules[ri]
-		if r.payload == nil || !r.matchL34(src, dst, f.SrcPort, f.DstPort) {
+		if r.payload == nil || !r.matchL34(&mi) {
 			continue
 		}
 		armed = append(armed, ri)
@@ -51,7 +53,7 @@ func (p *Policy) NewInspector(f *Flow, v Verdict) *Inspector {
 	in := &Inspector{pats: make([]armedPattern, 0, n), depth: int64(p.inspect.StreamDepth)}
 	for _, ri := range armed {
 		r := &p.rules[ri]
-		h := Hit{Rule: int(ri), RuleID: r.id, Action: r.action}
+		h := Hit{Rule: int(ri), RuleID: r.id, Action: r.action, Audit: r.audit}
 		if r.action == ActionReject {
 			h.Reject = resolveReject(r.reject, f.Proto)
 		}

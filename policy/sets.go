@@ -162,13 +162,71 @@ func (s *prefixSet) contains(a netip.Addr) bool {
 // sets contains the address. Inline elements form one set; each @set
 // reference shares the compiled named set, so a large set referenced by
 // many rules is stored once. nil means the key is absent.
-type addrCond []*prefixSet
+type addrCond []addrSet
 
-func (c addrCond) match(a netip.Addr) bool {
-	for _, s := range c {
-		if s.contains(a) {
+// addrSet is a static prefix set or a dynamic set (exactly one is set).
+type addrSet struct {
+	pfx *prefixSet
+	dyn *dynSet
+}
+
+func (c addrCond) match(a netip.Addr, clk *clock) bool {
+	for i := range c {
+		if s := &c[i]; s.pfx != nil {
+			if s.pfx.contains(a) {
+				return true
+			}
+		} else if s.dyn.contains(a, clk.get()) {
 			return true
 		}
 	}
 	return false
+}
+
+// strings lists the set as CIDRs (IPv4 ranges are split into prefixes;
+// an IPv6 range that is no single prefix is written "lo-hi").
+func (s *prefixSet) strings() []string {
+	var out []string
+	for _, r := range s.v4 {
+		lo := uint64(r.lo)
+		for lo <= uint64(r.hi) {
+			bits := 32
+			for bits > 0 {
+				size := uint64(1) << (33 - bits)
+				if lo%size != 0 || lo+size-1 > uint64(r.hi) {
+					break
+				}
+				bits--
+			}
+			var b [4]byte
+			binary.BigEndian.PutUint32(b[:], uint32(lo))
+			out = append(out, netip.PrefixFrom(netip.AddrFrom4(b), bits).String())
+			lo += uint64(1) << (32 - bits)
+		}
+	}
+	for _, r := range s.v6 {
+		out = append(out, range6String(r))
+	}
+	return out
+}
+
+func addrFrom128(x u128) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], x.hi)
+	binary.BigEndian.PutUint64(b[8:], x.lo)
+	return netip.AddrFrom16(b)
+}
+
+func range6String(r range6) string {
+	lo := addrFrom128(r.lo)
+	for bits := 0; bits <= 128; bits++ {
+		p := netip.PrefixFrom(lo, bits)
+		if p.Masked().Addr() != lo {
+			continue
+		}
+		if ps := newPrefixSet([]netip.Prefix{p}); ps.v6[0].hi == r.hi {
+			return p.String()
+		}
+	}
+	return lo.String() + "-" + addrFrom128(r.hi).String()
 }
