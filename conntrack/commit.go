@@ -19,7 +19,7 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 	now := t.now()
 
 	s.mu.Lock()
-	if t.existsOrReopen(s, p, &rk, now) {
+	if t.existsOrReopen(s, p, now) {
 		s.mu.Unlock()
 		return nil
 	}
@@ -42,7 +42,7 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t.existsOrReopen(s, p, &rk, now) {
+	if t.existsOrReopen(s, p, now) {
 		t.count.Add(-1)
 		t.releaseSource(&src)
 		return nil
@@ -76,11 +76,13 @@ func (t *Table) firstTimeout(k *Key) int64 {
 
 // existsOrReopen reports whether p's flow is already tracked, first removing
 // a closed TCP connection that p, a SYN, reopens. Called with s.mu held.
-func (t *Table) existsOrReopen(s *shard, p *Packet, rk *Key, now int64) bool {
+func (t *Table) existsOrReopen(s *shard, p *Packet, now int64) bool {
 	slot, _, ok := s.lookup(t, &p.Key, now)
 	if !ok {
-		_, _, ok = s.lookup(t, rk, now)
-		return ok
+		// Both keys of a flow are indexed together and each is the other's
+		// reply key (canOpen refuses ICMP keys with a DstPort), so the
+		// reply key cannot be indexed either.
+		return false
 	}
 	if e := &s.entries[slot]; e.key.Proto == protoTCP && (e.tcp == TCPTimeWait || e.tcp == TCPClose) {
 		s.remove(t, slot)

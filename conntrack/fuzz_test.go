@@ -10,7 +10,8 @@ var fuzzDsts = []string{"198.18.1.1", "2001:2:0:1::1"}
 
 // fuzzKey decodes a small key space from one byte so that operations in a
 // sequence keep hitting the same flows: bits 0-1 protocol (TCP, UDP, ICMP,
-// GRE), 2-3 source, 4 source port, 5 destination port, 6 reversed.
+// GRE), 2-3 source, 4 source port, 5 destination port, 6 reversed, 7 a
+// non-zero ICMP DstPort.
 func fuzzKey(b byte) Key {
 	src := fuzzSrcs[b>>2&3]
 	dst := fuzzDsts[0]
@@ -31,6 +32,9 @@ func fuzzKey(b byte) Key {
 	}
 	if b>>6&1 == 1 {
 		k = replyKey(&k)
+	}
+	if b>>7 == 1 && isICMP(k.Proto) {
+		k.DstPort = 7 // breaks the Key convention; must be refused, not corrupt the index
 	}
 	return k
 }

@@ -274,8 +274,9 @@ func (s *shard) insert(e entry, rk *Key) uint32 {
 func (s *shard) remove(t *Table, slot uint32) {
 	e := &s.entries[slot]
 	delete(s.index, e.key)
-	rk := replyKey(&e.key)
-	if v, ok := s.index[rk]; ok && v>>1 == slot {
+	// Commit inserts a flow only when neither of its keys is indexed, so
+	// the reply key, when distinct, is this slot's.
+	if rk := replyKey(&e.key); rk != e.key {
 		delete(s.index, rk)
 	}
 	if e.flags&eAssured == 0 {

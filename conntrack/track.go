@@ -52,7 +52,9 @@ func canOpen(p *Packet) bool {
 	case protoUDP:
 		return true
 	case protoICMP, protoICMPv6:
-		return p.ICMPType == echoType(p.Key.Proto, DirOriginal)
+		// DstPort must be 0 (Key's convention) so that a flow's two keys
+		// are each other's reply key, which the index relies on.
+		return p.ICMPType == echoType(p.Key.Proto, DirOriginal) && p.Key.DstPort == 0
 	}
 	return false
 }
