@@ -1,0 +1,181 @@
+package ahocorasick
+
+// code converts a caller's State (a slot) to the internal code.
+func (a *automaton) code(slot uint32) uint32 {
+	if slot < a.denseN {
+		return slot * a.stride
+	}
+	return a.denseEnd + slot - a.denseN
+}
+
+// slot converts an internal code back to the State a caller keeps.
+func (a *automaton) slot(code uint32) uint32 {
+	if code < a.denseEnd {
+		return code / a.stride
+	}
+	return a.denseN + code - a.denseEnd
+}
+
+// step returns the code after class c from code s.
+func (a *automaton) step(s uint32, c uint8) uint32 {
+	if s < a.denseEnd {
+		return a.dense[s+uint32(c)]
+	}
+	return a.slow(s, c)
+}
+
+// slow resolves a transition from a sparse state through failure links
+// until an edge or a dense state answers.
+func (a *automaton) slow(s uint32, c uint8) uint32 {
+	for s >= a.denseEnd {
+		i := s - a.denseEnd
+		for j := a.edgeOff[i]; j < a.edgeOff[i+1]; j++ {
+			if a.edgeCls[j] == c {
+				return a.edgeNext[j]
+			}
+		}
+		s = a.fail[i]
+	}
+	return a.dense[s+uint32(c)]
+}
+
+// out returns the patterns reported at code s, ascending. Only codes at
+// or above matchLo can report.
+func (a *automaton) out(s uint32) []int32 {
+	if s < a.matchLo {
+		return nil
+	}
+	k := a.slot(s)
+	return a.outIDs[a.outOff[k]:a.outOff[k+1]]
+}
+
+// Scan feeds data to the automaton from state st and calls fn for every
+// pattern occurrence that ends within data: end is the index in data just
+// past the occurrence's last byte (the occurrence may have begun in an
+// earlier call). Occurrences are reported by increasing end, and by
+// increasing pattern ID at one end. If fn returns false, Scan stops and
+// returns the state after data[end-1]; otherwise it returns the state
+// after all of data. Scan allocates nothing itself.
+func (m *Matcher) Scan(st State, data []byte, fn func(patternID int, end int) bool) State {
+	switch {
+	case m.ci == nil && m.cs == nil:
+		return st
+	case m.ci == nil:
+		return State(m.cs.scan(uint32(st), data, fn))
+	case m.cs == nil:
+		return State(m.ci.scan(uint32(st), data, fn))
+	}
+	return m.scan2(st, data, fn)
+}
+
+func (a *automaton) scan(st uint32, data []byte, fn func(int, int) bool) uint32 {
+	dense, denseEnd, matchLo, cls := a.dense, a.denseEnd, a.matchLo, &a.cls
+	s := a.code(st)
+	for i := 0; i < len(data); {
+		if s < denseEnd {
+			// The hot loop: one add and one load on the dependency chain.
+			s = dense[s+uint32(cls[data[i]])]
+			i++
+			if s < matchLo {
+				continue
+			}
+		} else {
+			s = a.slow(s, cls[data[i]])
+			i++
+		}
+		for _, id := range a.out(s) {
+			if !fn(int(id), i) {
+				return a.slot(s)
+			}
+		}
+	}
+	return a.slot(s)
+}
+
+func (a *automaton) find(st uint32, data []byte) (uint32, int, int, bool) {
+	dense, denseEnd, matchLo, cls := a.dense, a.denseEnd, a.matchLo, &a.cls
+	s := a.code(st)
+	for i := 0; i < len(data); {
+		if s < denseEnd {
+			s = dense[s+uint32(cls[data[i]])]
+			i++
+			if s < matchLo {
+				continue
+			}
+		} else {
+			s = a.slow(s, cls[data[i]])
+			i++
+		}
+		if o := a.out(s); len(o) > 0 {
+			return a.slot(s), int(o[0]), i, true
+		}
+	}
+	return a.slot(s), 0, 0, false
+}
+
+func (m *Matcher) scan2(st State, data []byte, fn func(int, int) bool) State {
+	x, y := m.cs.code(uint32(st)&m.mask), m.ci.code(uint32(st)>>m.shift)
+	for i := 0; i < len(data); {
+		c := data[i]
+		x, y = m.cs.step(x, m.cs.cls[c]), m.ci.step(y, m.ci.cls[c])
+		i++
+		if x < m.cs.matchLo && y < m.ci.matchLo {
+			continue
+		}
+		ox, oy := m.cs.out(x), m.ci.out(y)
+		for len(ox) > 0 || len(oy) > 0 {
+			var id int32
+			if len(oy) == 0 || (len(ox) > 0 && ox[0] < oy[0]) {
+				id, ox = ox[0], ox[1:]
+			} else {
+				id, oy = oy[0], oy[1:]
+			}
+			if !fn(int(id), i) {
+				return m.pack(x, y)
+			}
+		}
+	}
+	return m.pack(x, y)
+}
+
+func (m *Matcher) pack(x, y uint32) State {
+	return State(m.cs.slot(x) | m.ci.slot(y)<<m.shift)
+}
+
+// Find feeds data from state st up to the first pattern occurrence that
+// ends within data and returns the state after that occurrence's last
+// byte, the lowest pattern ID ending there, the end index (as in Scan) and
+// true. Other patterns ending at the same byte are not reported again when
+// scanning resumes from the returned state at data[end:]. Without an
+// occurrence it returns the state after all of data and false.
+func (m *Matcher) Find(st State, data []byte) (next State, patternID int, end int, ok bool) {
+	switch {
+	case m.ci == nil && m.cs == nil:
+		return st, 0, 0, false
+	case m.ci == nil:
+		s, id, end, ok := m.cs.find(uint32(st), data)
+		return State(s), id, end, ok
+	case m.cs == nil:
+		s, id, end, ok := m.ci.find(uint32(st), data)
+		return State(s), id, end, ok
+	}
+	x, y := m.cs.code(uint32(st)&m.mask), m.ci.code(uint32(st)>>m.shift)
+	for i := 0; i < len(data); {
+		c := data[i]
+		x, y = m.cs.step(x, m.cs.cls[c]), m.ci.step(y, m.ci.cls[c])
+		i++
+		if x < m.cs.matchLo && y < m.ci.matchLo {
+			continue
+		}
+		ox, oy := m.cs.out(x), m.ci.out(y)
+		switch {
+		case len(ox) == 0 && len(oy) == 0:
+			continue
+		case len(oy) == 0 || (len(ox) > 0 && ox[0] < oy[0]):
+			return m.pack(x, y), int(ox[0]), i, true
+		default:
+			return m.pack(x, y), int(oy[0]), i, true
+		}
+	}
+	return m.pack(x, y), 0, 0, false
+}
