@@ -327,3 +327,21 @@ func checksumOf(b []byte) uint16 {
 }
 
 func onesSumOK(b []byte) bool { return checksumOf(b) == 0xffff }
+
+func TestTrackOutboundNoAllocs(t *testing.T) {
+	h, _ := establishedUDP(t)
+	reply := ipPkt(srv4, cli4, protoUDP, udpHdr(portUDPAllow, 40000, []byte("answer")))
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, ok := h.s.trackOutbound(reply); !ok {
+			t.Fatal("reply not passed")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("trackOutbound allocates %.1f times per packet, want 0", allocs)
+	}
+	// gVisor's own neighbour discovery must not reach the TUN.
+	ns := ipPkt(cli6, srv6, protoICMP, []byte{135, 0, 0, 0, 0, 0, 0, 0})
+	if _, ok := h.s.trackOutbound(ns); ok {
+		t.Error("neighbour solicitation passed to the TUN")
+	}
+}
