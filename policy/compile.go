@@ -3,8 +3,9 @@ package policy
 import (
 	"fmt"
 	"net/netip"
-	"time"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/tungate/tungate/internal/cfgerr"
 )
@@ -33,6 +34,10 @@ type Policy struct {
 	// now is the clock of dynamic sets and limits, unix ns; tests replace
 	// it (SetClock).
 	now func() int64
+
+	// cfgRules is the configuration the rules came from, for Explain and
+	// Check to quote. Compile does not modify it.
+	cfgRules []RuleConfig
 
 	rejectMaxRate float64 // rejects per second, 0 = unlimited
 	logRate       float64 // decision-log lines per second
@@ -79,7 +84,7 @@ const (
 // {"rule", "3", "dst_port", "1"} or {"sets", "lan", "elements", "0"}.
 func Compile(cfg Config) (*Policy, error) {
 	var errs cfgerr.List
-	p := &Policy{now: wallClock}
+	p := &Policy{now: wallClock, cfgRules: slices.Clone(cfg.Rules)}
 	p.compileDefaults(&cfg.Defaults, &errs)
 	p.compileSets(cfg.Sets, cfg.Dir, &errs)
 	p.compileRules(cfg.Rules, &errs)

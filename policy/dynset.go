@@ -21,11 +21,11 @@ type dynSet struct {
 // dynState is the runtime content of a dynamic set, shared by every policy
 // compiled from a configuration that declares the set.
 type dynState struct {
-	mu  sync.RWMutex             // guards m and max
-	m   map[netip.Addr]int64     // unmapped address -> expiry, unix ns
-	max int                      // capacity
-	typ string                   // "cidr": the state is carried only to a set of the same type
-	rej atomic.Uint64            // additions refused because the set was full
+	mu  sync.RWMutex         // guards m and max
+	m   map[netip.Addr]int64 // unmapped address -> expiry, unix ns
+	max int                  // capacity
+	typ string               // "cidr": the state is carried only to a set of the same type
+	rej atomic.Uint64        // additions refused because the set was full
 }
 
 // dynPresize bounds the map's initial capacity: a big max_elements should

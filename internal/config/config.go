@@ -52,6 +52,8 @@ type raw struct {
 	Inspect   policy.InspectConfig        `toml:"inspect"`
 	Control   ControlConfig               `toml:"control"`
 	Log       policy.LogConfig            `toml:"log"`
+	Reject    policy.RejectConfig         `toml:"reject"`
+	Reload    policy.ReloadConfig         `toml:"reload"`
 	Defaults  policy.Defaults             `toml:"defaults"`
 	Sets      map[string]policy.SetConfig `toml:"sets"`
 	Rules     []policy.RuleConfig         `toml:"rule"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -58,6 +59,11 @@ func Parse(path string, data []byte) (*File, error) {
 			Rules:    r.Rules,
 			Inspect:  r.Inspect,
 			Log:      r.Log,
+			Reject:   r.Reject,
+			Reload:   r.Reload,
+			// Set files are read relative to the file that names them,
+			// and again on every Load, so a reload picks up their edits.
+			Dir: filepath.Dir(path),
 		},
 	}
 	d.section("tun", &f.Tun)
@@ -101,6 +107,7 @@ type problem struct {
 	kind problemKind
 	path []string
 	msg  string
+	at   *Error // set when the problem is in another file (a set file)
 }
 
 // decoder walks the file one key at a time instead of decoding it in one
@@ -114,7 +121,7 @@ type decoder struct {
 }
 
 func (d *decoder) add(kind problemKind, path []string, msg string) {
-	d.problems = append(d.problems, problem{kind, path, msg})
+	d.problems = append(d.problems, problem{kind: kind, path: path, msg: msg})
 }
 
 var (
@@ -267,6 +274,11 @@ func (d *decoder) section(name string, cfg any) {
 func (d *decoder) compile(cfg policy.Config) *policy.Policy {
 	p, err := policy.Compile(cfg)
 	for _, e := range asList(err) {
+		if file, line, col, ok := policy.SetFilePos(e.Key); ok {
+			d.problems = append(d.problems, problem{kind: invalid, path: e.Key[:4], msg: e.Msg,
+				at: &Error{File: file, Pos: Pos{line, col}, Msg: "[sets." + quoteKey(e.Key[1]) + "]: " + oneLine(e.Msg)}})
+			continue
+		}
 		d.add(invalid, e.Key, e.Msg)
 	}
 	return p
@@ -295,6 +307,10 @@ func (d *decoder) errors(file string, rules []policy.RuleConfig) Errors {
 	var out Errors
 	for _, p := range d.problems {
 		if p.kind == invalid && d.shadowed(p.path) {
+			continue
+		}
+		if p.at != nil {
+			out = append(out, p.at)
 			continue
 		}
 		e := &Error{File: file}
