@@ -4,12 +4,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/tungate/tungate/internal/config"
 )
 
 // cmdCheck validates and compiles a config file. Errors are printed one per
-// line as FILE:LINE:COL: message, and the exit status is 1.
+// line as FILE:LINE:COL: message, and the exit status is 1. A valid file
+// gets a summary of what it compiled to, and a warning per rule that an
+// earlier rule shadows (warnings do not fail the check).
 func cmdCheck(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	path := fs.String("c", "", "config file")
@@ -23,6 +26,26 @@ func cmdCheck(args []string, out io.Writer) error {
 	if err != nil {
 		return &exitError{1, err}
 	}
-	fmt.Fprintf(out, "%s: ok (%d rules, %d sets)\n", *path, len(f.Policy.Rules), len(f.Policy.Sets))
+	p := f.Compiled
+	s := p.Summary()
+	fmt.Fprintf(out, "%s: ok (%d rules, %d sets)\n", *path, s.Rules, len(s.Sets))
+	for _, st := range s.Sets {
+		if st.Dynamic {
+			fmt.Fprintf(out, "  set %-20s %-6s dynamic, up to %d elements\n", st.Name, st.Type, st.Size)
+		} else {
+			fmt.Fprintf(out, "  set %-20s %-6s %d elements\n", st.Name, st.Type, st.Size)
+		}
+	}
+	list := func(what string, names []string) {
+		if len(names) > 0 {
+			fmt.Fprintf(out, "  %s: %s\n", what, strings.Join(names, ", "))
+		}
+	}
+	list("rules needing payload", s.PayloadRules)
+	list("audit-mode rules", s.AuditRules)
+	list("rules with a limit", s.Limits)
+	for _, sh := range p.Shadowed() {
+		fmt.Fprintf(out, "warning: %s\n", sh)
+	}
 	return nil
 }
