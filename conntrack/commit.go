@@ -92,23 +92,19 @@ func (t *Table) existsOrReopen(s *shard, p *Packet, now int64) bool {
 	return true
 }
 
-// reserveSlot takes one of maxFlows slots, evicting the oldest unassured
-// flow when none is free. The compare-and-swap keeps count at or below
-// maxFlows at every instant, so Len never overshoots even while many
-// goroutines insert into a full table; a slot freed by our eviction may be
-// taken by another inserter, hence the bounded retry.
+// reserveSlot takes one of maxFlows places in count, evicting the oldest
+// unassured flow when none is free. The compare-and-swap keeps count at or
+// below maxFlows at every instant, so Len never overshoots, and an
+// eviction hands the victim's place straight to the evicting caller, so
+// concurrent inserters into a full table cannot starve each other.
 func (t *Table) reserveSlot() bool {
-	for range 8 {
+	for {
 		c := t.count.Load()
-		if c < t.maxFlows {
-			if t.count.CompareAndSwap(c, c+1) {
-				return true
-			}
-			continue
+		if c >= t.maxFlows {
+			return t.earlyDrop()
 		}
-		if !t.earlyDrop() {
-			return false
+		if t.count.CompareAndSwap(c, c+1) {
+			return true
 		}
 	}
-	return false
 }

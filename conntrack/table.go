@@ -272,6 +272,13 @@ func (s *shard) insert(e entry, rk *Key) uint32 {
 // Called with s.mu held; takes a source shard lock (order: flow shard,
 // then source shard).
 func (s *shard) remove(t *Table, slot uint32) {
+	s.evict(t, slot)
+	t.count.Add(-1)
+}
+
+// evict is remove except that the flow's place in count is handed to the
+// caller, who is about to insert a flow in its stead.
+func (s *shard) evict(t *Table, slot uint32) {
 	e := &s.entries[slot]
 	delete(s.index, e.key)
 	// Commit inserts a flow only when neither of its keys is indexed, so
@@ -286,7 +293,6 @@ func (s *shard) remove(t *Table, slot uint32) {
 	*e = entry{}
 	s.free = append(s.free, slot)
 	s.live.Add(-1)
-	t.count.Add(-1)
 	t.releaseSource(&src)
 }
 
@@ -356,7 +362,8 @@ func (t *Table) releaseSource(src *srcKey) {
 // earlyDrop evicts the oldest unassured flow in the table, like Linux's
 // early_drop but exact: each shard publishes the creation time of its
 // oldest unassured entry, so one pass over 64 atomics finds the victim.
-// Assured flows are never evicted.
+// Assured flows are never evicted. On success the victim's place in count
+// belongs to the caller.
 func (t *Table) earlyDrop() bool {
 	for range 4 { // retry when a racing remove empties the chosen shard
 		best, bestT := -1, int64(math.MaxInt64)
@@ -371,7 +378,7 @@ func (t *Table) earlyDrop() bool {
 		s := &t.shards[best]
 		s.mu.Lock()
 		if s.head != 0 {
-			s.remove(t, s.head)
+			s.evict(t, s.head)
 			s.ctr[cEarlyDrop].Add(1)
 			s.mu.Unlock()
 			return true
