@@ -67,21 +67,29 @@ func (p *Policy) Counters() []RuleCounter {
 	return out
 }
 
-// CarryCountersFrom makes p continue the counters of old's rules with the
-// same names (and of the default policy). Call it before p is published:
-// it is not safe concurrently with p's other methods.
+// CarryCountersFrom makes p continue old's runtime state: the counters of
+// rules with the same names (and of the default policy), the contents of
+// dynamic sets with the same name and type, and the token buckets of
+// rules with the same name and an identical limit. Call it before p is
+// published: it is not safe concurrently with p's other methods.
 func (p *Policy) CarryCountersFrom(old *Policy) {
 	if old == nil || old == p {
 		return
 	}
-	byName := make(map[string]*ruleCounter, len(old.rules))
+	byName := make(map[string]int, len(old.rules))
 	for i := range old.rules {
-		byName[old.rules[i].name] = old.counters[i]
+		byName[old.rules[i].name] = i
 	}
 	for i := range p.rules {
-		if c, ok := byName[p.rules[i].name]; ok {
-			p.counters[i] = c
+		j, ok := byName[p.rules[i].name]
+		if !ok {
+			continue
+		}
+		p.counters[i] = old.counters[j]
+		if nl, ol := p.rules[i].limit, old.rules[j].limit; nl != nil && ol != nil && nl.cfg == ol.cfg {
+			p.rules[i].limit = ol
 		}
 	}
 	p.counters[len(p.counters)-1] = old.counters[len(old.counters)-1]
+	p.carryDynamic(old)
 }
