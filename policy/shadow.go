@@ -128,11 +128,29 @@ func (p *Policy) covers(a, b *rule, sa, sb *shape) bool {
 		return false
 	}
 	return within(sa.dstPort, sb.dstPort) && within(sa.srcPort, sb.srcPort) &&
-		within(sb.notDstPort, sa.notDstPort) && within(sb.notSrcPort, sa.notSrcPort) &&
+		excludes(sa.notDstPort, sb.notDstPort) && excludes(sa.notSrcPort, sb.notSrcPort) &&
 		addrWithin(sa.dst, sb.dst, sa.dynamic[1], sb.dynamic[1]) &&
 		addrWithin(sa.src, sb.src, sa.dynamic[0], sb.dynamic[0]) &&
-		addrWithin(sb.notDst, sa.notDst, sb.dynamic[3], sa.dynamic[3]) &&
-		addrWithin(sb.notSrc, sa.notSrc, sb.dynamic[2], sa.dynamic[2])
+		addrExcludes(sa.notDst, sb.notDst, sa.dynamic[3], sb.dynamic[3]) &&
+		addrExcludes(sa.notSrc, sb.notSrc, sa.dynamic[2], sb.dynamic[2])
+}
+
+// excludes: what a's not_* key excludes (nil = nothing) b's excludes too.
+func excludes(a, b *portSet) bool {
+	if a == nil {
+		return true
+	}
+	return b != nil && portSubset(a, b)
+}
+
+func addrExcludes(a, b *prefixSet, aDyn, bDyn bool) bool {
+	if a == nil && !aDyn {
+		return true
+	}
+	if b == nil || aDyn || bDyn {
+		return false
+	}
+	return a == b || prefixSubset(a, b)
 }
 
 // within: the wider condition outer (nil = everything) includes inner.
