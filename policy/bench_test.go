@@ -6,10 +6,14 @@ import (
 	"testing"
 )
 
-// benchConfig has n tcp rules; all but the last have a dst_port that the
-// benchmark flow misses, so Decide walks every rule, and each rule's dst is
-// a 100k-prefix set (50k IPv4 /32s in 198.18.0.0/15, 50k IPv6 /64s in
-// 2001:2::/48).
+// benchConfig has n rules over a 100k-prefix set (50k IPv4 /32s in
+// 198.18.0.0/15, 50k IPv6 /64s in 2001:2::/48): tcp and udp rules with
+// dst_port spread over 1000-2999 (five rules share each port, as service
+// rules do), each with src and dst in the set (every tenth src only) and
+// every seventh with a not_src_port. The benchmark flow comes from outside
+// the set to a set member on port 1443, so it is checked against the
+// other rules of its port (two binary searches each) before the last rule
+// decides it.
 func benchConfig(n int) Config {
 	elems := make(List, 0, 100_000)
 	for i := range 50_000 {
@@ -22,9 +26,19 @@ func benchConfig(n int) Config {
 		Sets:     map[string]SetConfig{"big": {Type: "cidr", Elements: elems}},
 	}
 	for i := range n - 1 {
-		cfg.Rules = append(cfg.Rules, RuleConfig{Name: fmt.Sprintf("r%d", i), Proto: List{"tcp"}, Dst: List{"@big"}, DstPort: List{int64(1000 + i)}, Action: "drop"})
+		rc := RuleConfig{Name: fmt.Sprintf("r%d", i), Proto: List{"tcp"}, Src: List{"@big"}, Dst: List{"@big"}, DstPort: List{int64(1000 + i%2000)}, Action: "drop"}
+		if i%3 == 0 {
+			rc.Proto = List{"udp"}
+		}
+		if i%10 == 0 {
+			rc.Dst = nil
+		}
+		if i%7 == 0 {
+			rc.NotSrcPort = List{int64(i % 1024)}
+		}
+		cfg.Rules = append(cfg.Rules, rc)
 	}
-	cfg.Rules = append(cfg.Rules, RuleConfig{Name: "hit", Proto: List{"tcp"}, Dst: List{"@big"}, DstPort: List{int64(443)}, Action: "allow"})
+	cfg.Rules = append(cfg.Rules, RuleConfig{Name: "hit", Proto: List{"tcp"}, Dst: List{"@big"}, DstPort: List{int64(1443)}, Action: "allow"})
 	return cfg
 }
 
@@ -32,7 +46,7 @@ func BenchmarkDecide(b *testing.B) {
 	for _, n := range []int{1, 10000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
 			p := mustCompile(b, benchConfig(n))
-			f := flow("tcp", "198.18.0.1:40000", "198.18.100.8:443")
+			f := flow("tcp", "198.18.0.1:40000", "198.18.100.8:1443")
 			if v := p.Decide(f); v.Rule != n-1 {
 				b.Fatalf("bench flow decided by %v, want rule %d", v, n-1)
 			}
@@ -86,7 +100,7 @@ func BenchmarkDecideWild(b *testing.B) {
 			cfg.Rules[i].DstPort = List{"1000-1999"}
 		}
 		p := mustCompile(b, cfg)
-		f := flow("tcp", "198.18.0.1:40000", "198.18.100.8:443")
+		f := flow("tcp", "198.18.0.1:40000", "198.18.100.8:1443")
 		b.ReportAllocs()
 		for b.Loop() {
 			p.Decide(f)
