@@ -75,16 +75,19 @@ type tcpRelay struct {
 	hit     *policy.Hit
 	err     error
 	aborted bool
+
+	onHit func(policy.Hit) // called once, under mu, before the aborts
 }
 
 // relayTCP copies client<->upstream until both directions have ended (EOF
 // propagates as a half-close), one side fails (the other is aborted), a
-// drop/reject payload hit (both aborted, onHit called once) or ctx ends (both
-// aborted). Every chunk is inspected before it is forwarded, so the chunk
+// drop/reject payload hit (onHit called once, then both aborted) or ctx ends
+// (both aborted). onHit runs before the resets go out so the verdict is
+// cached and logged by the time either peer can observe the teardown. Every chunk is inspected before it is forwarded, so the chunk
 // that completes a match never reaches the other side. Both connections are
 // closed and all goroutines have ended when it returns.
 func relayTCP(ctx context.Context, client, upstream Stream, ins streamInspector, onHit func(policy.Hit)) RelayStats {
-	r := &tcpRelay{client: client, upstream: upstream}
+	r := &tcpRelay{client: client, upstream: upstream, onHit: onHit}
 	if ins != nil && !inspectorDone(ins) {
 		r.ins = ins
 		r.inspecting.Store(true)
@@ -117,9 +120,6 @@ func relayTCP(ctx context.Context, client, upstream Stream, ins streamInspector,
 	r.mu.Lock()
 	st.Hit, st.Err = r.hit, r.err
 	r.mu.Unlock()
-	if st.Hit != nil && onHit != nil {
-		onHit(*st.Hit)
-	}
 	return st
 }
 
@@ -178,6 +178,9 @@ func (r *tcpRelay) feed(dir policy.StreamDir, b []byte) bool {
 	}
 	r.hit = new(policy.Hit) // not &h: that would move h to the heap on every call
 	*r.hit = h
+	if r.onHit != nil {
+		r.onHit(h)
+	}
 	r.abortLocked()
 	return false
 }
