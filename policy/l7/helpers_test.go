@@ -40,7 +40,7 @@ func captureHello(t testing.TB, cfg *tls.Config) []byte {
 		out = append(append(out, hdr[:]...), body...)
 		// The hello is complete once the handshake bytes cover its length.
 		hs := handshakeBytes(out)
-		if len(hs) >= 4 && len(hs) >= 4+int(hs[1])<<16|int(hs[2])<<8|int(hs[3]) {
+		if len(hs) >= 4 && len(hs) >= 4+(int(hs[1])<<16|int(hs[2])<<8|int(hs[3])) {
 			return out
 		}
 	}
