@@ -416,3 +416,18 @@ func TestDecideNoAllocsWithNewKeys(t *testing.T) {
 		t.Errorf("Decide allocates %v per run", n)
 	}
 }
+
+// Sources that differ only in their last byte must not crowd one bucket,
+// or the LRU would forget them before they reach their limit.
+func TestLimitSpreadsKeys(t *testing.T) {
+	l := newLimiter(LimitConfig{}, perSrc, 1, 1, true)
+	l.slot(netip.MustParseAddr("198.18.0.0"), 1)
+	used := map[*bucket]bool{}
+	for i := range 64 {
+		k := netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}).As16()
+		used[&l.bucketOf(k)[0]] = true
+	}
+	if len(used) < 40 {
+		t.Errorf("64 consecutive addresses use only %d of %d buckets", len(used), limitSets)
+	}
+}

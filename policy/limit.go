@@ -93,9 +93,13 @@ func (l *limiter) bucketOf(k [16]byte) []bucket {
 	if l.per == perRule {
 		return l.slots[:1]
 	}
-	x := binary.LittleEndian.Uint64(k[:8]) ^ l.seed
-	y := binary.LittleEndian.Uint64(k[8:])
-	h := x*0x9e3779b97f4a7c15 ^ y*0xc2b2ae3d27d4eb4f
+	// Fold the halves, then a full-avalanche finaliser (as in splitmix64)
+	// so addresses differing only in their last byte spread over buckets.
+	h := binary.BigEndian.Uint64(k[:8])*0x9e3779b97f4a7c15 ^ binary.BigEndian.Uint64(k[8:]) ^ l.seed
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
 	h ^= h >> 31
 	i := int(h%limitSets) * limitWays
 	return l.slots[i : i+limitWays]
