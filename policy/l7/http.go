@@ -248,6 +248,7 @@ func (h *HTTPState) feedHead(data []byte) (n int, ev Event, done bool) {
 // tooBig fails an over-long head: an HTTPError when it starts with a
 // valid request line, since that much is HTTP.
 func (h *HTTPState) tooBig(head []byte) Event {
+	head = head[:min(len(head), MaxHead)]
 	if line, rest := nextLine(head); rest != nil {
 		if _, _, ok := requestLine(line); ok {
 			h.started = true

@@ -78,6 +78,8 @@ func TestTLSGolden(t *testing.T) {
 			}
 		}
 		writeTLSSeeds(t)
+		writeHTTPSeeds(t)
+		writeDNSSeeds(t)
 	}
 	for _, g := range goldens {
 		checkSNI(t, g.file, readGolden(t, g.file), g.sni)
