@@ -81,9 +81,42 @@ demo: build
 	@$(MAKE) --no-print-directory deps
 	./$(BIN) demo
 
+# bench: kernel forwarding vs nftables vs tungate (configs/bench.toml) in
+# throw-away namespaces; prints one table, writes bench/results/*.json, takes
+# under 10 minutes (bench-quick: under 2). PEER="command" adds a column: the
+# command runs with sh -c in the gateway namespace and finds the lab in
+# BENCH_LAN_IF, BENCH_WAN_IF, BENCH_CLIENT_NETS, BENCH_SERVER_NETS, ...
+# BENCH_FLAGS passes more tgbench flags (-variants, -tests, -gwlog, -d).
+BENCH_BIN   := bin/tgbench
+BENCH_FLAGS ?=
+PROFILE_OUT := bench/results/cpu.pprof
+
+.PHONY: bench-quick bench-micro profile
+
 bench: build
 	$(need_root)
 	@$(MAKE) --no-print-directory deps-bench
+	$(GO) build -o $(BENCH_BIN) ./bench/cmd/tgbench
+	./$(BENCH_BIN) run -bin $(BIN) -config configs/bench.toml -out bench/results -peer "$$PEER" $(BENCH_FLAGS)
+
+bench-quick: build
+	$(need_root)
+	@$(MAKE) --no-print-directory deps-bench
+	$(GO) build -o $(BENCH_BIN) ./bench/cmd/tgbench
+	./$(BENCH_BIN) run -quick -bin $(BIN) -config configs/bench.toml -out bench/results -peer "$$PEER" $(BENCH_FLAGS)
+
+# profile: a CPU profile of tungate under bulk load (TUNGATE_CPUPROFILE),
+# then its top consumers.
+profile: build
+	$(need_root)
+	@$(MAKE) --no-print-directory deps-bench
+	$(GO) build -o $(BENCH_BIN) ./bench/cmd/tgbench
+	./$(BENCH_BIN) profile -bin $(BIN) -config configs/bench.toml -o $(PROFILE_OUT)
+	$(GO) tool pprof -top -nodecount=35 $(BIN) $(PROFILE_OUT)
+
+# bench-micro: the Go micro-benchmarks of the hot paths.
+bench-micro:
+	$(need_root)
 	$(GO) test -run '^$$' -bench . -benchmem ./conntrack/ ./policy/ ./stack/
 
 clean:
