@@ -29,6 +29,8 @@ const usage = `tungate: a user-space transparent filtering gateway
 usage:
   tungate run -c FILE        run the gateway in the foreground (SIGHUP reloads, SIGINT/SIGTERM stop)
   tungate check -c FILE      validate and compile a config; errors as FILE:LINE:COL: message
+  tungate explain -c FILE --proto P --src IP:PORT --dst IP:PORT [--payload TEXT] [--ct-state S]
+                             which rule decides a flow, and why each earlier rule did not
   tungate demo               run the gateway in a throw-away namespace lab and show what it does
   tungate conntrack [-s SOCK] [--json] [--stats]
                              list the running gateway's flows (also: flush, delete --proto P --src IP:PORT --dst IP:PORT)
@@ -53,6 +55,8 @@ func main() {
 		err = cmdRun(ctx, args)
 	case "check":
 		err = cmdCheck(args, os.Stdout)
+	case "explain":
+		err = cmdExplain(args, os.Stdout)
 	case "demo":
 		err = cmdDemo(ctx, args)
 	case "conntrack":
