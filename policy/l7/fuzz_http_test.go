@@ -22,7 +22,7 @@ func httpTrace(t *testing.T, data, cuts []byte) []string {
 			}
 			seg = seg[n:]
 			if ev.Kind == HTTPRequest {
-				if len(ev.Method) == 0 || !bytes.Equal(ev.Host, bytes.ToLower(ev.Host)) || bytes.HasSuffix(ev.Host, []byte(".")) {
+				if len(ev.Method) == 0 || bytes.ContainsFunc(ev.Host, func(r rune) bool { return 'A' <= r && r <= 'Z' }) || bytes.HasSuffix(ev.Host, []byte(".")) {
 					t.Fatalf("bad event %q %q %q", ev.Method, ev.Target, ev.Host)
 				}
 				out = append(out, fmt.Sprintf("%q %q %q %q", ev.Method, ev.Target, ev.Path, ev.Host))

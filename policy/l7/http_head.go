@@ -165,13 +165,12 @@ func hostOf(a []byte) ([]byte, bool) {
 		if end < 0 || (end+1 < len(a) && a[end+1] != ':') {
 			return nil, false
 		}
-		return a[1:end], true
-	}
-	if i := bytes.IndexByte(a, ':'); i >= 0 {
+		a = a[1:end]
+	} else if i := bytes.IndexByte(a, ':'); i >= 0 {
 		a = a[:i]
 	}
 	for _, c := range a {
-		if c <= ' ' || c >= 0x7f || c == '/' || c == '\\' {
+		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("/\\[]@"), c) >= 0 {
 			return nil, false
 		}
 	}
