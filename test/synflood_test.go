@@ -27,7 +27,7 @@ const (
 	// floodPackets spoofed SYNs, sent at about floodPPS, but never for
 	// longer than floodMax: bounded in count and in time.
 	floodPackets = 60000
-	floodPPS     = 10000
+	floodPPS     = 6000
 	floodMax     = 10 * time.Second
 	// floodRateWindow is how long the transfer's throughput is sampled
 	// before the flood.
