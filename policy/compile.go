@@ -30,6 +30,10 @@ type Policy struct {
 
 	// counters[i] counts rule i; the last entry counts defaults.policy.
 	counters []*ruleCounter
+	// byID[id] is 1 + the index of the rule whose stable ID is id (0: no
+	// such rule here), so established packets, which carry only the ID,
+	// find their counter in one load (CountPacketByID).
+	byID []int32
 
 	// now is the clock of dynamic sets and limits, unix ns; tests replace
 	// it (SetClock).
@@ -100,6 +104,7 @@ func Compile(cfg Config) (*Policy, error) {
 	for i := range p.counters {
 		p.counters[i] = new(ruleCounter)
 	}
+	p.indexIDs()
 	return p, nil
 }
 

@@ -49,6 +49,37 @@ func (p *Policy) CountPacket(rule int, bytes int) {
 	}
 }
 
+// CountPacketByID counts one packet of size bytes on a flow whose cached
+// verdict names the rule by its stable ID (0: defaults.policy). A flow
+// decided by a rule this policy no longer has is not counted. It does not
+// allocate.
+func (p *Policy) CountPacketByID(id uint32, bytes int) {
+	var c *ruleCounter
+	switch {
+	case id == 0:
+		c = p.counters[len(p.counters)-1]
+	case int(id) < len(p.byID) && p.byID[id] != 0:
+		c = p.counters[p.byID[id]-1]
+	default:
+		return
+	}
+	c.packets.Add(1)
+	c.bytes.Add(uint64(max(bytes, 0)))
+}
+
+// indexIDs builds byID. IDs are interned process-wide from 1, so the
+// slice is as long as the largest ID among this policy's rules.
+func (p *Policy) indexIDs() {
+	var top uint32
+	for i := range p.rules {
+		top = max(top, p.rules[i].id)
+	}
+	p.byID = make([]int32, top+1)
+	for i := range p.rules {
+		p.byID[p.rules[i].id] = int32(i + 1)
+	}
+}
+
 // Counters returns a snapshot of every rule's counters in file order,
 // followed by the default policy's.
 func (p *Policy) Counters() []RuleCounter {
