@@ -27,6 +27,28 @@ type Packet struct {
 	Len        int // whole IP packet bytes, for counters
 	ICMPType   uint8
 	ICMPCode   uint8
+
+	// TCP options, read by the window tracker (van Rooij, as in Linux
+	// tcp_in_window). TCPOpts says the parser walked the option list and
+	// the three fields after it are meaningful; a connection whose SYN or
+	// SYN/ACK comes without TCPOpts is tracked liberally (no window
+	// checks), since its window scaling is unknown. A window scale of 0
+	// behaves exactly like an absent one.
+	TCPOpts  bool
+	WScale   int8   // window scale shift from a SYN's option 3; -1 absent. Values above 14 count as 14 (RFC 7323)
+	SACKPerm bool   // a SYN carries option 4 (SACK permitted)
+	SACKEdge uint32 // highest right edge among the SACK blocks (option 5) of this segment; 0 = none
+}
+
+// Quote is what an ICMP error quotes of the packet that caused it (the
+// stack parses it from the error's payload; see TrackICMPErrorQuote).
+type Quote struct {
+	Key   Key    // the quoted packet's key, in the direction it travelled
+	L4Len int    // bytes of the quoted transport header present (at least 8 for a usable quote)
+	Seq   uint32 // TCP: the quoted sequence number (transport bytes 4-7)
+	// ICMPType is the quoted packet's ICMP type when Key.Proto is ICMP or
+	// ICMPv6; an error quoting an error is invalid.
+	ICMPType uint8
 }
 
 // Dir is the direction of a packet relative to the flow's first packet.

@@ -19,7 +19,12 @@ func benchKey(i uint32) Key {
 }
 
 func bigTable(tb testing.TB, n int) (*Table, []Key) {
-	tab, _ := newTestTable(tb, func(c *Config) { c.MaxFlows = 2 * n; c.MaxFlowsPerSource = 1 << 20 })
+	tab, _ := newTestTable(tb, func(c *Config) {
+		c.MaxFlows = 2 * n
+		c.MaxFlowsPerSource = 1 << 20
+		c.MaxHalfOpenPerSource = 1 << 20
+		c.MaxHalfOpen = 1
+	})
 	keys := make([]Key, n)
 	for i := range keys {
 		keys[i] = benchKey(uint32(i))
@@ -110,7 +115,7 @@ func BenchmarkLookupCold1M(b *testing.B) {
 // new flow's Track miss plus Commit, which evicts the oldest unassured
 // flow (64Ki-flow table), from all Ps at once.
 func BenchmarkNewFlowInsertExpire(b *testing.B) {
-	tab := New(Config{MaxFlows: 1 << 16, MaxFlowsPerSource: 1 << 30}, Options{})
+	tab := New(Config{MaxFlows: 1 << 16, MaxFlowsPerSource: 1 << 30, MaxHalfOpenPerSource: 1 << 30, MaxHalfOpen: 1}, Options{})
 	runTable(b, tab)
 	var next atomic.Uint32
 	b.ReportAllocs()

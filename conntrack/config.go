@@ -9,31 +9,47 @@ import (
 
 // Config is the [conntrack] section.
 type Config struct {
-	MaxFlows          int      `toml:"max_flows"`            // default 262144
-	MaxFlowsPerSource int      `toml:"max_flows_per_source"` // default 4096; IPv6 sources counted per /64
-	Timeouts          Timeouts `toml:"timeouts"`             // [conntrack.timeouts]
+	MaxFlows          int `toml:"max_flows"`            // default 262144
+	MaxFlowsPerSource int `toml:"max_flows_per_source"` // default 4096; IPv6 sources counted per /64
+	// MaxHalfOpen is the share of max_flows that unreplied flows (SYN_SENT,
+	// unanswered UDP and echo requests) may hold, 0 < x <= 1; default
+	// 0.25. Beyond it the oldest unreplied flow is evicted.
+	MaxHalfOpen float64 `toml:"max_half_open"`
+	// MaxHalfOpenPerSource caps one source's unreplied flows; default
+	// max_flows_per_source/4. Beyond it Commit returns ErrHalfOpenLimit.
+	MaxHalfOpenPerSource int `toml:"max_half_open_per_source"`
+	// Loose lets an ACK without an entry pick up a connection mid-stream
+	// (Linux nf_conntrack_tcp_loose), for a gateway restarted under live
+	// traffic. Picked-up flows skip window checks (both sides liberal) and
+	// live at most tcp_unacknowledged until the other side answers. Off by
+	// default: a security gateway only opens connections on a SYN.
+	Loose    bool     `toml:"loose"`
+	Timeouts Timeouts `toml:"timeouts"` // [conntrack.timeouts]
 }
 
 // Timeouts are the idle timeouts per protocol state, Linux defaults
 // (Documentation/networking/nf_conntrack-sysctl.rst). TCP SYN_SENT2 uses
 // TCPSynSent, as in Linux.
 type Timeouts struct {
-	TCPEstablished units.Duration `toml:"tcp_established"` // 5d
-	TCPSynSent     units.Duration `toml:"tcp_syn_sent"`    // 120s
-	TCPSynRecv     units.Duration `toml:"tcp_syn_recv"`    // 60s
-	TCPFinWait     units.Duration `toml:"tcp_fin_wait"`    // 120s
-	TCPCloseWait   units.Duration `toml:"tcp_close_wait"`  // 60s
-	TCPLastAck     units.Duration `toml:"tcp_last_ack"`    // 30s
-	TCPTimeWait    units.Duration `toml:"tcp_time_wait"`   // 120s
-	TCPClose       units.Duration `toml:"tcp_close"`       // 10s
-	UDP            units.Duration `toml:"udp"`             // 30s, until the flow is a stream
-	UDPStream      units.Duration `toml:"udp_stream"`      // 120s, replied and still active after 2s
-	ICMP           units.Duration `toml:"icmp"`            // 30s
+	TCPEstablished units.Duration `toml:"tcp_established"`    // 5d
+	TCPSynSent     units.Duration `toml:"tcp_syn_sent"`       // 120s
+	TCPSynRecv     units.Duration `toml:"tcp_syn_recv"`       // 60s
+	TCPFinWait     units.Duration `toml:"tcp_fin_wait"`       // 120s
+	TCPCloseWait   units.Duration `toml:"tcp_close_wait"`     // 60s
+	TCPLastAck     units.Duration `toml:"tcp_last_ack"`       // 30s
+	TCPTimeWait    units.Duration `toml:"tcp_time_wait"`      // 120s
+	TCPClose       units.Duration `toml:"tcp_close"`          // 10s
+	TCPMaxRetrans  units.Duration `toml:"tcp_max_retrans"`    // 300s, after 3 identical retransmissions or a zero window
+	TCPUnack       units.Duration `toml:"tcp_unacknowledged"` // 300s, while data is unacknowledged
+	UDP            units.Duration `toml:"udp"`                // 30s, until the flow is a stream
+	UDPStream      units.Duration `toml:"udp_stream"`         // 120s, replied and still active after 2s
+	ICMP           units.Duration `toml:"icmp"`               // 30s
 }
 
 const (
 	defaultMaxFlows          = 262144
 	defaultMaxFlowsPerSource = 4096
+	defaultMaxHalfOpen       = 0.25
 	// maxMaxFlows keeps arena indices (31 bits plus a direction bit) and
 	// the memory an operator can ask for within reason.
 	maxMaxFlows = 1 << 28
@@ -46,6 +62,12 @@ func (c *Config) Defaults() {
 	}
 	if c.MaxFlowsPerSource == 0 {
 		c.MaxFlowsPerSource = defaultMaxFlowsPerSource
+	}
+	if c.MaxHalfOpen == 0 {
+		c.MaxHalfOpen = defaultMaxHalfOpen
+	}
+	if c.MaxHalfOpenPerSource == 0 {
+		c.MaxHalfOpenPerSource = max(1, c.MaxFlowsPerSource/4)
 	}
 	c.Timeouts.defaults()
 }
@@ -64,6 +86,8 @@ func (t *Timeouts) defaults() {
 	set(&t.TCPLastAck, 30*time.Second)
 	set(&t.TCPTimeWait, 120*time.Second)
 	set(&t.TCPClose, 10*time.Second)
+	set(&t.TCPMaxRetrans, 300*time.Second)
+	set(&t.TCPUnack, 300*time.Second)
 	set(&t.UDP, 30*time.Second)
 	set(&t.UDPStream, 120*time.Second)
 	set(&t.ICMP, 30*time.Second)
@@ -78,6 +102,12 @@ func (c *Config) Validate() cfgerr.List {
 	}
 	if c.MaxFlowsPerSource < 1 {
 		l.Addf("must be at least 1", "conntrack", "max_flows_per_source")
+	}
+	if !(c.MaxHalfOpen > 0 && c.MaxHalfOpen <= 1) {
+		l.Addf("must be a share of max_flows greater than 0 and at most 1", "conntrack", "max_half_open")
+	}
+	if c.MaxHalfOpenPerSource < 1 {
+		l.Addf("must be at least 1", "conntrack", "max_half_open_per_source")
 	}
 	for _, f := range c.Timeouts.fields() {
 		if *f.d <= 0 {
@@ -102,6 +132,8 @@ func (t *Timeouts) fields() []timeoutField {
 		{"tcp_last_ack", &t.TCPLastAck},
 		{"tcp_time_wait", &t.TCPTimeWait},
 		{"tcp_close", &t.TCPClose},
+		{"tcp_max_retrans", &t.TCPMaxRetrans},
+		{"tcp_unacknowledged", &t.TCPUnack},
 		{"udp", &t.UDP},
 		{"udp_stream", &t.UDPStream},
 		{"icmp", &t.ICMP},

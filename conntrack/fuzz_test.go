@@ -77,7 +77,7 @@ func FuzzTrack(f *testing.F) {
 				}
 			case 2:
 				err := tab.Commit(p, Verdict{Action: arg})
-				if err == ErrNotNew && canOpen(p) {
+				if err == ErrNotNew && tab.canOpen(p) {
 					t.Fatalf("ErrNotNew for an opening packet %+v", p)
 				}
 			case 3:

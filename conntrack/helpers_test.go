@@ -58,101 +58,136 @@ func echoKey(src, dst string, id uint16) Key {
 
 // flow returns a copy of the live entry k belongs to.
 func flow(t *Table, k Key) (entry, Dir, bool) {
-	s := t.shardOf(&k)
+	h := t.hash(&k)
+	s := t.shardFor(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.index[k]
+	slot, dir, ok := s.find(&k, h)
 	if !ok {
 		return entry{}, 0, false
 	}
-	return s.entries[v>>1], Dir(v & 1), true
+	return *s.at(slot), dir, true
 }
 
 // checkInvariants verifies the table's internal structure: every index
-// entry points at a live slot holding that key in the right direction,
-// every live slot is indexed, the unassured FIFO holds exactly the
-// unassured entries in creation order, and the counters agree.
+// word points at a live slot with that hash, every live slot is indexed
+// once and found by both its keys, the unassured lists hold exactly the
+// unassured entries (unreplied ones in creation order), chunk deadline
+// bounds hold, and the counters agree.
 func checkInvariants(tb testing.TB, t *Table) {
 	tb.Helper()
-	var live int64
-	srcCount := map[srcKey]int32{}
+	var live, half int64
+	perSrc := map[srcKey]srcCount{}
 	for si := range t.shards {
 		s := &t.shards[si]
 		s.mu.Lock()
 		inUse := 0
-		unassured := map[uint32]bool{}
-		for i := 1; i < len(s.entries); i++ {
-			e := &s.entries[i]
+		onList := [2]map[uint32]bool{{}, {}}
+		indexed := map[uint32]int{}
+		for _, v := range s.index {
+			if v == 0 {
+				continue
+			}
+			slot := uint32(v)
+			if slot == 0 || slot >= s.nslots || s.at(slot).flags&eInUse == 0 || s.at(slot).hash != uint32(v>>32) {
+				tb.Errorf("shard %d: index word %#x -> bad slot", si, v)
+				continue
+			}
+			indexed[slot]++
+		}
+		if len(s.index) > 0 && s.nIndex*4 > len(s.index)*3 {
+			tb.Errorf("shard %d: index load %d/%d", si, s.nIndex, len(s.index))
+		}
+		for i := uint32(1); i < s.nslots; i++ {
+			e := s.at(i)
 			if e.flags&eInUse == 0 {
 				continue
 			}
 			inUse++
-			srcCount[sourceOf(&e.key)]++
-			if t.shardOf(&e.key) != s {
-				tb.Errorf("shard %d slot %d: key hashes to another shard", si, i)
+			c := perSrc[sourceOf(&e.key)]
+			c.flows++
+			if e.flags&eSeenReply == 0 {
+				c.half++
+				half++
 			}
-			if v, ok := s.index[e.key]; !ok || v != uint32(i)<<1 {
-				tb.Errorf("shard %d slot %d: original key not indexed (%d, %v)", si, i, v, ok)
+			perSrc[sourceOf(&e.key)] = c
+			h := t.hash(&e.key)
+			if t.shardFor(h) != s || uint32(h) != e.hash {
+				tb.Errorf("shard %d slot %d: key hashes elsewhere", si, i)
+			}
+			if indexed[i] != 1 {
+				tb.Errorf("shard %d slot %d: indexed %d times", si, i, indexed[i])
+			}
+			if slot, dir, ok := s.find(&e.key, h); !ok || slot != i || dir != DirOriginal {
+				tb.Errorf("shard %d slot %d: original key finds %d %v %v", si, i, slot, dir, ok)
 			}
 			rk := replyKey(&e.key)
-			if t.shardOf(&rk) != s {
-				tb.Errorf("shard %d slot %d: reply key hashes to another shard", si, i)
+			if rh := t.hash(&rk); rh != h {
+				tb.Errorf("shard %d slot %d: reply key hashes differently", si, i)
 			}
 			if rk != e.key {
-				if v, ok := s.index[rk]; !ok || v != uint32(i)<<1|1 {
-					tb.Errorf("shard %d slot %d: reply key not indexed", si, i)
+				if slot, dir, ok := s.find(&rk, h); !ok || slot != i || dir != DirReply {
+					tb.Errorf("shard %d slot %d: reply key finds %d %v %v", si, i, slot, dir, ok)
 				}
 			}
-			if e.flags&eAssured == 0 {
-				unassured[uint32(i)] = true
+			if l := listOf(e); l >= 0 {
+				onList[l][i] = true
+			}
+			if e.deadline < s.chunks[i>>chunkBits].minDeadline {
+				tb.Errorf("shard %d slot %d: deadline below its chunk's bound", si, i)
 			}
 		}
-		for k, v := range s.index {
-			slot := v >> 1
-			if int(slot) >= len(s.entries) || s.entries[slot].flags&eInUse == 0 {
-				tb.Errorf("shard %d: index %v -> dead slot %d", si, k, slot)
-			}
+		if s.nIndex != inUse {
+			tb.Errorf("shard %d: %d index words, %d entries", si, s.nIndex, inUse)
 		}
 		if int64(inUse) != s.live.Load() {
 			tb.Errorf("shard %d: %d entries in use, live=%d", si, inUse, s.live.Load())
 		}
 		live += int64(inUse)
-		n, prevCreated, prev := 0, int64(math.MinInt64), uint32(0)
-		for slot := s.head; slot != 0; slot = s.entries[slot].next {
-			e := &s.entries[slot]
-			if !unassured[slot] {
-				tb.Errorf("shard %d: FIFO holds slot %d which is not a live unassured entry", si, slot)
-				break
+		for l := range 2 {
+			n, prevCreated, prev := 0, int64(math.MinInt64), uint32(0)
+			for slot := s.head[l]; slot != 0; slot = s.at(slot).next {
+				e := s.at(slot)
+				if !onList[l][slot] {
+					tb.Errorf("shard %d: list %d holds slot %d which does not belong there", si, l, slot)
+					break
+				}
+				if e.prev != prev || (l == listUnreplied && e.created < prevCreated) {
+					tb.Errorf("shard %d: list %d broken at slot %d", si, l, slot)
+				}
+				prev, prevCreated = slot, e.created
+				n++
+				if n > int(s.nslots) {
+					tb.Errorf("shard %d: list %d cycle", si, l)
+					break
+				}
 			}
-			if e.prev != prev || e.created < prevCreated {
-				tb.Errorf("shard %d: FIFO broken at slot %d", si, slot)
+			if n != len(onList[l]) || s.tail[l] != prev {
+				tb.Errorf("shard %d: list %d has %d entries, want %d", si, l, n, len(onList[l]))
 			}
-			prev, prevCreated = slot, e.created
-			n++
-			if n > len(s.entries) {
-				tb.Errorf("shard %d: FIFO cycle", si)
-				break
+			wantOldest := int64(math.MaxInt64)
+			if s.head[l] != 0 {
+				wantOldest = s.at(s.head[l]).created
 			}
-		}
-		if n != len(unassured) || s.tail != prev {
-			tb.Errorf("shard %d: FIFO has %d entries, %d unassured", si, n, len(unassured))
-		}
-		wantOldest := int64(math.MaxInt64)
-		if s.head != 0 {
-			wantOldest = s.entries[s.head].created
-		}
-		if s.oldest.Load() != wantOldest {
-			tb.Errorf("shard %d: oldest=%d, head created %d", si, s.oldest.Load(), wantOldest)
+			if s.oldest[l].Load() != wantOldest {
+				tb.Errorf("shard %d: oldest[%d]=%d, head created %d", si, l, s.oldest[l].Load(), wantOldest)
+			}
 		}
 		s.mu.Unlock()
 	}
 	if c := t.count.Load(); c != live {
 		tb.Errorf("count=%d, live entries %d", c, live)
 	}
+	if h := t.halfOpen.Load(); h != half {
+		tb.Errorf("halfOpen=%d, unreplied entries %d", h, half)
+	}
 	if live > t.maxFlows {
 		tb.Errorf("%d entries exceed max_flows %d", live, t.maxFlows)
 	}
-	got := map[srcKey]int32{}
+	if half > t.maxHalfOpen {
+		tb.Errorf("%d unreplied entries exceed max_half_open %d", half, t.maxHalfOpen)
+	}
+	got := map[srcKey]srcCount{}
 	for i := range t.srcs {
 		ss := &t.srcs[i]
 		ss.mu.Lock()
@@ -161,16 +196,16 @@ func checkInvariants(tb testing.TB, t *Table) {
 		}
 		ss.mu.Unlock()
 	}
-	for k, n := range srcCount {
+	for k, n := range perSrc {
 		if got[k] != n {
-			tb.Errorf("source %v: counted %d, has %d flows", k, got[k], n)
+			tb.Errorf("source %v: counted %+v, has %+v", k, got[k], n)
 		}
-		if n > t.maxPerSource {
-			tb.Errorf("source %v: %d flows exceed limit %d", k, n, t.maxPerSource)
+		if n.flows > t.maxPerSource || n.half > t.maxHalfPerSrc {
+			tb.Errorf("source %v: %+v exceeds limits %d/%d", k, n, t.maxPerSource, t.maxHalfPerSrc)
 		}
 	}
-	if len(got) != len(srcCount) {
-		tb.Errorf("source table has %d sources, flows come from %d", len(got), len(srcCount))
+	if len(got) != len(perSrc) {
+		tb.Errorf("source table has %d sources, flows come from %d", len(got), len(perSrc))
 	}
 	st := t.Stats()
 	if st.Insert != uint64(live)+st.EarlyDrop+st.Expired+st.Removed {

@@ -25,8 +25,8 @@ func (t *Table) Range(fn func(FlowInfo) bool) {
 		buf = buf[:0]
 		now := t.now()
 		s.mu.Lock()
-		for j := 1; j < len(s.entries); j++ {
-			e := &s.entries[j]
+		for j := uint32(1); j < s.nslots; j++ {
+			e := s.at(j)
 			if e.flags&eInUse == 0 || now >= e.deadline {
 				continue
 			}

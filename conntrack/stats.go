@@ -16,6 +16,9 @@ const (
 	cExpired
 	cRemoved
 	cSourceLimit
+	cHalfOpenLimit
+	cIgnore
+	cSearchRestart
 	numCounters
 )
 
@@ -32,6 +35,15 @@ type Stats struct {
 	Expired      uint64 // entries removed by timeout (lazily or by the sweeper)
 	Removed      uint64 // entries removed by Delete, an RST before any reply, or a reopening SYN
 	SourceLimit  uint64 // Commits refused by max_flows_per_source
+	// HalfOpenLimit counts Commits refused by max_half_open_per_source.
+	HalfOpenLimit uint64
+	// Ignore counts packets that passed without changing state: data
+	// already acknowledged, ACKs too old, ignored SYNs, inexact RSTs,
+	// challenge ACKs (Linux logs these; its "ignore" statistic).
+	Ignore uint64
+	// SearchRestart counts eviction searches restarted because a
+	// concurrent remove emptied the chosen list.
+	SearchRestart uint64
 }
 
 // Stats sums the per-shard counters. Each counter is read atomically; the
@@ -47,12 +59,13 @@ func (t *Table) Stats() Stats {
 		Found: c[cFound], New: c[cNew], Invalid: c[cInvalid], Related: c[cRelated],
 		Insert: c[cInsert], InsertFailed: c[cInsertFailed], Drop: c[cDrop],
 		EarlyDrop: c[cEarlyDrop], Expired: c[cExpired], Removed: c[cRemoved],
-		SourceLimit: c[cSourceLimit],
+		SourceLimit: c[cSourceLimit], HalfOpenLimit: c[cHalfOpenLimit],
+		Ignore: c[cIgnore], SearchRestart: c[cSearchRestart],
 	}
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("found=%d new=%d invalid=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d expired=%d removed=%d source_limit=%d",
-		s.Found, s.New, s.Invalid, s.Related, s.Insert, s.InsertFailed, s.Drop,
-		s.EarlyDrop, s.Expired, s.Removed, s.SourceLimit)
+	return fmt.Sprintf("found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d",
+		s.Found, s.New, s.Invalid, s.Ignore, s.Related, s.Insert, s.InsertFailed, s.Drop,
+		s.EarlyDrop, s.SearchRestart, s.Expired, s.Removed, s.SourceLimit, s.HalfOpenLimit)
 }

@@ -2,14 +2,14 @@ package conntrack
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
 const (
 	coarseTick     = 10 * time.Millisecond
 	sweepInterval  = 100 * time.Millisecond
-	shardsPerSweep = 2   // a full pass every 3.2 s
-	sweepChunk     = 512 // slots examined per lock hold, bounding packet latency
+	shardsPerSweep = 2 // a full pass every 3.2 s
 )
 
 // Run sweeps expired flows and keeps the packet path's coarse clock until
@@ -52,23 +52,42 @@ func (t *Table) sweepAll() {
 	}
 }
 
-// sweepShard removes s's expired entries, sweepChunk slots per lock hold.
+// sweepShard removes s's expired entries one chunk per lock hold, which
+// bounds the latency a sweep adds to packets. A chunk whose earliest
+// deadline lies ahead is skipped without reading its entries, so a sweep
+// of a table where nothing expires touches a few bytes per 256 flows.
 func (t *Table) sweepShard(s *shard) {
-	for start := 1; ; start += sweepChunk {
+	for ci := 0; ; ci++ {
 		now := t.now()
 		s.mu.Lock()
-		end := min(start+sweepChunk, len(s.entries))
-		for i := start; i < end; i++ {
-			e := &s.entries[i]
-			if e.flags&eInUse != 0 && now >= e.deadline {
-				s.remove(t, uint32(i))
-				s.ctr[cExpired].Add(1)
-			}
-		}
-		done := end >= len(s.entries)
-		s.mu.Unlock()
-		if done {
+		if ci >= len(s.chunks) {
+			s.mu.Unlock()
 			return
 		}
+		if c := s.chunks[ci]; now >= c.minDeadline {
+			s.sweepChunk(t, ci, now)
+		}
+		s.mu.Unlock()
 	}
+}
+
+// sweepChunk removes chunk ci's expired entries and makes its
+// minDeadline exact. Called with s.mu held.
+func (s *shard) sweepChunk(t *Table, ci int, now int64) {
+	c := s.chunks[ci]
+	base := uint32(ci) << chunkBits
+	low := int64(math.MaxInt64)
+	for i := range c.e {
+		e := &c.e[i]
+		if e.flags&eInUse == 0 {
+			continue
+		}
+		if now >= e.deadline {
+			s.remove(t, base+uint32(i), reasonExpired)
+			s.ctr[cExpired].Add(1)
+			continue
+		}
+		low = min(low, e.deadline)
+	}
+	c.minDeadline = low
 }

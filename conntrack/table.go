@@ -13,9 +13,10 @@ import (
 
 // Errors Commit returns.
 var (
-	ErrTableFull   = errors.New("conntrack: table full and no unassured flow to evict")
-	ErrSourceLimit = errors.New("conntrack: too many flows from this source")
-	ErrNotNew      = errors.New("conntrack: packet cannot open a flow")
+	ErrTableFull     = errors.New("conntrack: table full and no unassured flow to evict")
+	ErrSourceLimit   = errors.New("conntrack: too many flows from this source")
+	ErrHalfOpenLimit = errors.New("conntrack: too many unanswered flows from this source")
+	ErrNotNew        = errors.New("conntrack: packet cannot open a flow")
 )
 
 // Options are the table's run-time dependencies.
@@ -33,42 +34,53 @@ const (
 
 // Table is the flow table. It is safe for concurrent use.
 //
-// Layout. Each of 64 shards holds an index map[Key]uint32 from either
-// direction's key to slot<<1|dir, and an arena []entry of pointer-free
-// value structs. Both map and arena are therefore "noscan" memory: the
-// garbage collector never walks a million flows. Both directions of a flow
-// hash to the same shard (the shard hash is symmetric), so one mutex covers
-// a flow, as one bucket lock does in Linux.
+// Layout. Each of 64 shards holds an arena of pointer-free entries in
+// fixed-size chunks and an open-addressing hash index over it: one uint64
+// per flow, the low 32 bits of the flow's hash beside its slot number. The
+// hash is seeded and symmetric (a flow's two keys hash alike), so one index
+// word serves both directions, the shard is picked from the same hash, one
+// mutex covers a flow as one bucket lock does in Linux, and a packet's key
+// is hashed once. The garbage collector sees a few thousand chunk pointers
+// and no per-flow pointer at all.
 //
-// Why an arena rather than map[Key]entry: every tracked packet mutates its
-// entry. With entries stored by value in the map that is a lookup plus a
-// store of a 104-byte value, two hashes of the 38-byte key; with the arena
-// it is one lookup and an in-place update. The arena also gives stable
-// slot numbers for the intrusive eviction list and the reply-key index
-// without storing the entry twice. BenchmarkStorageChoice (64Ki flows, one
-// packet's update, 2-core VM): 43 ns index+arena vs 184 ns map-by-value.
+// Why not map[Key]uint32: it stored each 40-byte key twice more (once per
+// direction) and hashed the key again inside the map: 302 heap bytes per
+// flow and ~565 ns for a cache-cold lookup at 1M flows. The index costs
+// 8-16 bytes per flow and one cache miss before the entry's.
+//
+// Why an arena rather than entries by value in a map: every tracked packet
+// mutates its entry; with values in a map that is a lookup plus a store of
+// the whole entry. BenchmarkStorageChoice measures the two.
 type Table struct {
 	shards [numShards]shard
 	srcs   [numShards]srcShard
 
-	seed [3]uint64
+	seed [4]uint64
 
 	// count is live entries plus in-flight Commit reservations; it never
-	// exceeds maxFlows (see reserveSlot).
-	count        atomic.Int64
-	maxFlows     int64
-	maxPerSource int32
-
-	tcpTimeout       [numTCPStates]int64 // nanoseconds
-	udpTimeout       int64
-	udpStreamTimeout int64
-	icmpTimeout      int64
+	// exceeds maxFlows (see reserveSlot). halfOpen likewise counts
+	// unreplied entries and reservations against maxHalfOpen.
+	count           atomic.Int64
+	halfOpen        atomic.Int64
+	maxFlows        int64
+	maxHalfOpen     int64
+	maxPerSource    int32
+	maxHalfPerSrc   int32
+	loose           bool
+	tcpTimeout      [numTCPStates]int64 // nanoseconds
+	tcpRetransTO    int64
+	tcpUnackTO      int64
+	udpTimeout      int64
+	udpStreamTimout int64
+	icmpTimeout     int64
 
 	epoch time.Time
 	nowFn func() time.Time
 	// coarse is the clock Run maintains, in ns since epoch; 0 when no Run
 	// is active.
 	coarse atomic.Int64
+
+	ev eventHub
 }
 
 // udpStreamAfter is Linux's stream_ts: a replied UDP flow becomes a stream
@@ -83,33 +95,56 @@ const (
 	eAssured
 )
 
-// entry is one flow. It holds no pointers (see Table).
+// entry is one flow. It holds no pointers (see Table). Fields are ordered
+// to leave no padding: 168 bytes.
 type entry struct {
 	key        Key // original direction; the reply key is derived (replyKey)
 	tcp        TCPState
 	flags      uint8
 	verdict    Verdict
-	prev, next uint32 // unassured FIFO links; 0 is the sentinel slot
-	created    int64  // ns since Table.epoch
-	deadline   int64  // ns since Table.epoch; expired when now >= deadline
+	hash       uint32 // low 32 bits of the flow hash: the index tag
+	prev, next uint32 // unassured list links (or free list); 0 is the sentinel slot
+	conn       tcpConn
+	created    int64 // ns since Table.epoch
+	deadline   int64 // ns since Table.epoch; expired when now >= deadline
 	packets    [2]uint64
 	bytes      [2]uint64
 }
 
-type shard struct {
-	// mu guards index, entries, free, head and tail, and every field of
-	// every entry in entries.
-	mu      sync.Mutex
-	index   map[Key]uint32
-	entries []entry // slot 0 is a sentinel so 0 can mean "no slot"
-	free    []uint32
+const (
+	chunkBits = 8
+	chunkSize = 1 << chunkBits
+)
 
-	// head and tail list the unassured entries, oldest first: early drop
-	// evicts from head.
-	head, tail uint32
-	// oldest is entries[head].created, or MaxInt64 when the list is empty.
-	// Written under mu, read without it by early drop to pick a shard.
-	oldest atomic.Int64
+// chunk is a fixed block of the arena: growing the arena never copies
+// entries, and the sweeper skips a chunk whose earliest deadline is ahead.
+type chunk struct {
+	// minDeadline is at or below every live entry's deadline in e: lowered
+	// whenever a deadline is set lower, made exact by the sweeper.
+	minDeadline int64
+	e           [chunkSize]entry
+}
+
+// Unassured entries sit on one of two lists, oldest first; early drop
+// evicts from the heads, unreplied flows first.
+const (
+	listUnreplied = 0
+	listReplied   = 1 // replied, not yet assured
+)
+
+type shard struct {
+	// mu guards every field below up to live, and every entry.
+	mu     sync.Mutex
+	index  []uint64 // hash32<<32 | slot; 0 is empty
+	nIndex int
+	chunks []*chunk
+	nslots uint32 // slots handed out so far; slot 0 is a sentinel
+	free   uint32 // head of the free slots, linked through entry.next
+
+	head, tail [2]uint32
+	// oldest[l] is the creation time of list l's head, or MaxInt64 when
+	// empty. Written under mu, read without it by early drop to pick a shard.
+	oldest [2]atomic.Int64
 	live   atomic.Int64
 
 	ctr [numCounters]atomic.Uint64
@@ -122,9 +157,11 @@ type srcKey struct {
 	fam  uint8
 }
 
+type srcCount struct{ flows, half int32 }
+
 type srcShard struct {
 	mu sync.Mutex // guards n
-	n  map[srcKey]int32
+	n  map[srcKey]srcCount
 	_  [cacheLine]byte
 }
 
@@ -132,12 +169,17 @@ type srcShard struct {
 // passed Validate; out-of-range values are clamped to something usable.
 func New(cfg Config, opts Options) *Table {
 	cfg.Defaults()
+	maxFlows := int64(max(1, min(cfg.MaxFlows, maxMaxFlows)))
+	share := min(max(cfg.MaxHalfOpen, 0), 1)
 	t := &Table{
-		maxFlows:     int64(max(1, min(cfg.MaxFlows, maxMaxFlows))),
-		maxPerSource: int32(max(1, min(cfg.MaxFlowsPerSource, math.MaxInt32))),
-		nowFn:        opts.Now,
+		maxFlows:      maxFlows,
+		maxHalfOpen:   max(1, int64(math.Ceil(share*float64(maxFlows)))),
+		maxPerSource:  int32(max(1, min(cfg.MaxFlowsPerSource, math.MaxInt32))),
+		maxHalfPerSrc: int32(max(1, min(cfg.MaxHalfOpenPerSource, math.MaxInt32))),
+		loose:         cfg.Loose,
+		nowFn:         opts.Now,
 	}
-	var b [24]byte
+	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
 	for i := range t.seed {
 		t.seed[i] = binary.LittleEndian.Uint64(b[8*i:])
@@ -161,15 +203,17 @@ func New(cfg Config, opts Options) *Table {
 		TCPClose:       ns(to.TCPClose),
 		TCPSynSent2:    ns(to.TCPSynSent),
 	}
+	t.tcpRetransTO = ns(to.TCPMaxRetrans)
+	t.tcpUnackTO = ns(to.TCPUnack)
 	t.udpTimeout = ns(to.UDP)
-	t.udpStreamTimeout = ns(to.UDPStream)
+	t.udpStreamTimout = ns(to.UDPStream)
 	t.icmpTimeout = ns(to.ICMP)
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.index = make(map[Key]uint32)
-		s.entries = make([]entry, 1)
-		s.oldest.Store(math.MaxInt64)
-		t.srcs[i].n = make(map[srcKey]int32)
+		s.nslots = 1
+		s.oldest[0].Store(math.MaxInt64)
+		s.oldest[1].Store(math.MaxInt64)
+		t.srcs[i].n = make(map[srcKey]srcCount)
 	}
 	return t
 }
@@ -193,17 +237,28 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-// shardOf picks a key's shard with a hash that is symmetric in the two
-// directions (addresses combined by addition, ports by sum) and keyed with
-// a per-process random seed, so a flood of crafted tuples cannot pile onto
-// one lock.
-func (t *Table) shardOf(k *Key) *shard {
+// hash is the flow hash of k: seeded with a per-process random value, so
+// crafted tuples cannot pile onto one shard or one index run, and
+// symmetric, so k and replyKey(k) hash alike. Each endpoint (address and
+// port) is hashed on its own and the two are added; ICMP keys hash their
+// identifier with the protocol since it is the same in both directions.
+func (t *Table) hash(k *Key) uint64 {
 	le := binary.LittleEndian
-	a := mix(le.Uint64(k.Src[:8])^t.seed[0], le.Uint64(k.Src[8:])^t.seed[1])
-	b := mix(le.Uint64(k.Dst[:8])^t.seed[0], le.Uint64(k.Dst[8:])^t.seed[1])
-	x := (uint64(k.SrcPort) + uint64(k.DstPort)) | uint64(k.Proto)<<32 | uint64(k.Family)<<40
-	return &t.shards[mix(a+b, x^t.seed[2])>>(64-shardBits)]
+	ps, pd := uint64(k.SrcPort), uint64(k.DstPort)
+	x := uint64(k.Proto) | uint64(k.Family)<<8
+	if isICMP(k.Proto) {
+		x |= ps<<16 | pd<<32
+		ps, pd = 0, 0
+	}
+	a := mix(mix(le.Uint64(k.Src[:8])^t.seed[0], le.Uint64(k.Src[8:])^t.seed[1]), ps^t.seed[2])
+	b := mix(mix(le.Uint64(k.Dst[:8])^t.seed[0], le.Uint64(k.Dst[8:])^t.seed[1]), pd^t.seed[2])
+	return mix(a+b, x^t.seed[3])
 }
+
+func (t *Table) shardFor(h uint64) *shard { return &t.shards[h>>(64-shardBits)] }
+
+// shardOf is the shard k's flow lives in.
+func (t *Table) shardOf(k *Key) *shard { return t.shardFor(t.hash(k)) }
 
 func sourceOf(k *Key) srcKey {
 	s := srcKey{addr: k.Src, fam: k.Family}
@@ -231,144 +286,311 @@ func replyKey(k *Key) Key {
 	return r
 }
 
-// lookup finds k under s.mu. An expired entry is removed and not found.
-func (s *shard) lookup(t *Table, k *Key, now int64) (uint32, Dir, bool) {
-	v, ok := s.index[*k]
+// isReplyOf reports whether k == replyKey(o) without building it.
+func isReplyOf(k, o *Key) bool {
+	if k.Proto != o.Proto || k.Family != o.Family || k.Src != o.Dst || k.Dst != o.Src {
+		return false
+	}
+	if isICMP(k.Proto) {
+		return k.SrcPort == o.SrcPort && k.DstPort == 0
+	}
+	return k.SrcPort == o.DstPort && k.DstPort == o.SrcPort
+}
+
+func (s *shard) at(slot uint32) *entry {
+	return &s.chunks[slot>>chunkBits].e[slot&(chunkSize-1)]
+}
+
+// setDeadline sets e's deadline, keeping its chunk's lower bound.
+func (s *shard) setDeadline(slot uint32, e *entry, d int64) {
+	e.deadline = d
+	if c := s.chunks[slot>>chunkBits]; d < c.minDeadline {
+		c.minDeadline = d
+	}
+}
+
+// find locates k with flow hash h under s.mu: the slot of its flow and the
+// direction k travels in it.
+func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
+	if s.nIndex == 0 {
+		return 0, 0, false
+	}
+	h32 := uint32(h)
+	mask := uint32(len(s.index) - 1)
+	for i := h32 & mask; ; i = (i + 1) & mask {
+		v := s.index[i]
+		if v == 0 {
+			return 0, 0, false
+		}
+		if uint32(v>>32) != h32 {
+			continue
+		}
+		slot := uint32(v)
+		e := s.at(slot)
+		if e.key == *k {
+			return slot, DirOriginal, true
+		}
+		if isReplyOf(k, &e.key) {
+			return slot, DirReply, true
+		}
+	}
+}
+
+// lookup is find that removes and misses an expired entry.
+func (s *shard) lookup(t *Table, k *Key, h uint64, now int64) (uint32, Dir, bool) {
+	slot, dir, ok := s.find(k, h)
 	if !ok {
 		return 0, 0, false
 	}
-	slot := v >> 1
-	if now >= s.entries[slot].deadline {
-		s.remove(t, slot)
+	if now >= s.at(slot).deadline {
+		s.remove(t, slot, reasonExpired)
 		s.ctr[cExpired].Add(1)
 		return 0, 0, false
 	}
-	return slot, Dir(v & 1), true
+	return slot, dir, true
 }
 
-// insert stores e and indexes both directions. Called with s.mu held.
-func (s *shard) insert(e entry, rk *Key) uint32 {
-	var slot uint32
-	if n := len(s.free); n > 0 {
-		slot = s.free[n-1]
-		s.free = s.free[:n-1]
-		s.entries[slot] = e
-	} else {
-		slot = uint32(len(s.entries))
-		s.entries = append(s.entries, e)
+func (s *shard) indexAdd(h32, slot uint32) {
+	if (s.nIndex+1)*4 > len(s.index)*3 {
+		s.growIndex()
 	}
-	s.index[e.key] = slot << 1
-	if *rk != e.key {
-		s.index[*rk] = slot<<1 | 1
+	mask := uint32(len(s.index) - 1)
+	i := h32 & mask
+	for s.index[i] != 0 {
+		i = (i + 1) & mask
 	}
-	if e.flags&eAssured == 0 {
-		s.pushBack(slot)
+	s.index[i] = uint64(h32)<<32 | uint64(slot)
+	s.nIndex++
+}
+
+func (s *shard) growIndex() {
+	old := s.index
+	s.index = make([]uint64, max(16, 2*len(old)))
+	mask := uint32(len(s.index) - 1)
+	for _, v := range old {
+		if v == 0 {
+			continue
+		}
+		i := uint32(v>>32) & mask
+		for s.index[i] != 0 {
+			i = (i + 1) & mask
+		}
+		s.index[i] = v
+	}
+}
+
+// indexDel removes slot's word, shifting later members of its run back
+// so lookups never need tombstones (linear probing deletion).
+func (s *shard) indexDel(h32, slot uint32) {
+	mask := uint32(len(s.index) - 1)
+	want := uint64(h32)<<32 | uint64(slot)
+	i := h32 & mask
+	for s.index[i] != want {
+		i = (i + 1) & mask
+	}
+	for j := i; ; {
+		j = (j + 1) & mask
+		v := s.index[j]
+		if v == 0 {
+			break
+		}
+		home := uint32(v>>32) & mask
+		// v stays unless its home lies cyclically outside (i, j].
+		if (i <= j && i < home && home <= j) || (i > j && (i < home || home <= j)) {
+			continue
+		}
+		s.index[i] = v
+		i = j
+	}
+	s.index[i] = 0
+	s.nIndex--
+}
+
+func (s *shard) allocSlot() uint32 {
+	if slot := s.free; slot != 0 {
+		s.free = s.at(slot).next
+		return slot
+	}
+	slot := s.nslots
+	if int(slot>>chunkBits) == len(s.chunks) {
+		s.chunks = append(s.chunks, &chunk{minDeadline: math.MaxInt64})
+	}
+	s.nslots++
+	return slot
+}
+
+// insert stores e and indexes it. Called with s.mu held.
+func (s *shard) insert(e *entry) uint32 {
+	slot := s.allocSlot()
+	p := s.at(slot)
+	*p = *e
+	s.setDeadline(slot, p, p.deadline)
+	s.indexAdd(p.hash, slot)
+	if l := listOf(p); l >= 0 {
+		s.pushBack(l, slot)
 	}
 	s.live.Add(1)
 	return slot
 }
 
-// remove frees slot and releases its table and source reservations.
-// Called with s.mu held; takes a source shard lock (order: flow shard,
-// then source shard).
-func (s *shard) remove(t *Table, slot uint32) {
-	s.evict(t, slot)
+// remove frees slot and releases its table, half-open and source
+// reservations. Called with s.mu held; takes a source shard lock (order:
+// flow shard, then source shard).
+func (s *shard) remove(t *Table, slot uint32, why DestroyReason) {
+	s.evict(t, slot, false, why)
 	t.count.Add(-1)
 }
 
-// evict is remove except that the flow's place in count is handed to the
-// caller, who is about to insert a flow in its stead.
-func (s *shard) evict(t *Table, slot uint32) {
-	e := &s.entries[slot]
-	delete(s.index, e.key)
-	// Commit inserts a flow only when neither of its keys is indexed, so
-	// the reply key, when distinct, is this slot's.
-	if rk := replyKey(&e.key); rk != e.key {
-		delete(s.index, rk)
+// evict is remove except that the flow's place in count (and with
+// keepHalf its half-open place) is handed to the caller, who is about to
+// insert a flow in its stead.
+func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
+	e := s.at(slot)
+	if t.ev.active() {
+		t.ev.emit(t, EventDestroy, e, why, 0)
 	}
-	if e.flags&eAssured == 0 {
-		s.unlink(slot)
+	s.indexDel(e.hash, slot)
+	unreplied := e.flags&eSeenReply == 0
+	if l := listOf(e); l >= 0 {
+		s.unlink(l, slot)
+	}
+	if unreplied && !keepHalf {
+		t.halfOpen.Add(-1)
 	}
 	src := sourceOf(&e.key)
-	*e = entry{}
-	s.free = append(s.free, slot)
+	*e = entry{next: s.free}
+	s.free = slot
 	s.live.Add(-1)
-	t.releaseSource(&src)
+	t.releaseSource(&src, unreplied)
 }
 
-func (s *shard) pushBack(slot uint32) {
-	e := &s.entries[slot]
-	e.prev, e.next = s.tail, 0
-	if s.tail != 0 {
-		s.entries[s.tail].next = slot
-	} else {
-		s.head = slot
-		s.oldest.Store(e.created)
+// listOf is the unassured list e belongs on, or -1.
+func listOf(e *entry) int {
+	switch {
+	case e.flags&eAssured != 0:
+		return -1
+	case e.flags&eSeenReply != 0:
+		return listReplied
 	}
-	s.tail = slot
+	return listUnreplied
 }
 
-func (s *shard) unlink(slot uint32) {
-	e := &s.entries[slot]
-	if e.prev != 0 {
-		s.entries[e.prev].next = e.next
+func (s *shard) pushBack(l int, slot uint32) {
+	e := s.at(slot)
+	e.prev, e.next = s.tail[l], 0
+	if s.tail[l] != 0 {
+		s.at(s.tail[l]).next = slot
 	} else {
-		s.head = e.next
-		if s.head != 0 {
-			s.oldest.Store(s.entries[s.head].created)
+		s.head[l] = slot
+		s.oldest[l].Store(e.created)
+	}
+	s.tail[l] = slot
+}
+
+func (s *shard) unlink(l int, slot uint32) {
+	e := s.at(slot)
+	if e.prev != 0 {
+		s.at(e.prev).next = e.next
+	} else {
+		s.head[l] = e.next
+		if s.head[l] != 0 {
+			s.oldest[l].Store(s.at(s.head[l]).created)
 		} else {
-			s.oldest.Store(math.MaxInt64)
+			s.oldest[l].Store(math.MaxInt64)
 		}
 	}
 	if e.next != 0 {
-		s.entries[e.next].prev = e.prev
+		s.at(e.next).prev = e.prev
 	} else {
-		s.tail = e.prev
+		s.tail[l] = e.prev
 	}
 	e.prev, e.next = 0, 0
 }
 
-func (s *shard) setAssured(slot uint32) {
-	e := &s.entries[slot]
+// seeReply marks the first packet of the reply direction: the flow stops
+// counting as half-open and moves to the replied list.
+func (s *shard) seeReply(t *Table, slot uint32, e *entry) {
+	wasListed := e.flags&eAssured == 0
+	if wasListed {
+		s.unlink(listUnreplied, slot)
+	}
+	e.flags |= eSeenReply
+	if wasListed {
+		s.pushBack(listReplied, slot)
+	}
+	t.halfOpen.Add(-1)
+	src := sourceOf(&e.key)
+	t.releaseHalf(&src)
+}
+
+func (s *shard) setAssured(t *Table, slot uint32, e *entry, now int64) {
 	if e.flags&eAssured == 0 {
-		s.unlink(slot)
+		if l := listOf(e); l >= 0 {
+			s.unlink(l, slot)
+		}
 		e.flags |= eAssured
+		if t.ev.active() {
+			t.ev.emit(t, EventUpdate, e, 0, now)
+		}
 	}
 }
 
-func (t *Table) reserveSource(src *srcKey) bool {
+// reserveSource takes a place among the source's flows and half-open
+// flows.
+func (t *Table) reserveSource(src *srcKey) error {
 	ss := t.srcShardOf(src)
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	n := ss.n[*src]
-	if n >= t.maxPerSource {
-		return false
+	c := ss.n[*src]
+	if c.flows >= t.maxPerSource {
+		return ErrSourceLimit
 	}
-	ss.n[*src] = n + 1
-	return true
+	if c.half >= t.maxHalfPerSrc {
+		return ErrHalfOpenLimit
+	}
+	ss.n[*src] = srcCount{c.flows + 1, c.half + 1}
+	return nil
 }
 
-func (t *Table) releaseSource(src *srcKey) {
+func (t *Table) releaseSource(src *srcKey, half bool) {
 	ss := t.srcShardOf(src)
 	ss.mu.Lock()
-	if n := ss.n[*src] - 1; n > 0 {
-		ss.n[*src] = n
+	c := ss.n[*src]
+	c.flows--
+	if half {
+		c.half--
+	}
+	if c.flows > 0 {
+		ss.n[*src] = c
 	} else {
 		delete(ss.n, *src)
 	}
 	ss.mu.Unlock()
 }
 
-// earlyDrop evicts the oldest unassured flow in the table, like Linux's
-// early_drop but exact: each shard publishes the creation time of its
-// oldest unassured entry, so one pass over 64 atomics finds the victim.
-// Assured flows are never evicted. On success the victim's place in count
-// belongs to the caller.
-func (t *Table) earlyDrop() bool {
-	for range 4 { // retry when a racing remove empties the chosen shard
+func (t *Table) releaseHalf(src *srcKey) {
+	ss := t.srcShardOf(src)
+	ss.mu.Lock()
+	if c, ok := ss.n[*src]; ok {
+		c.half--
+		ss.n[*src] = c
+	}
+	ss.mu.Unlock()
+}
+
+// evictOldest evicts the oldest flow on list l across the table, like
+// Linux's early_drop but exact: each shard publishes the creation time of
+// its lists' heads, so one pass over 64 atomics finds the victim. Assured
+// flows are never evicted. On success the victim's place in count (and
+// with keepHalf its half-open place) belongs to the caller.
+func (t *Table) evictOldest(l int, keepHalf bool) bool {
+	for try := range 4 { // retry when a racing remove empties the chosen shard
+		if try > 0 {
+			t.shards[0].ctr[cSearchRestart].Add(1)
+		}
 		best, bestT := -1, int64(math.MaxInt64)
 		for i := range t.shards {
-			if o := t.shards[i].oldest.Load(); o < bestT {
+			if o := t.shards[i].oldest[l].Load(); o < bestT {
 				best, bestT = i, o
 			}
 		}
@@ -377,8 +599,8 @@ func (t *Table) earlyDrop() bool {
 		}
 		s := &t.shards[best]
 		s.mu.Lock()
-		if s.head != 0 {
-			s.evict(t, s.head)
+		if s.head[l] != 0 {
+			s.evict(t, s.head[l], keepHalf, reasonEvicted)
 			s.ctr[cEarlyDrop].Add(1)
 			s.mu.Unlock()
 			return true
@@ -388,20 +610,31 @@ func (t *Table) earlyDrop() bool {
 	return false
 }
 
+// earlyDrop makes room in a full table: the oldest unreplied flow, else
+// the oldest replied but unassured one.
+func (t *Table) earlyDrop() bool {
+	return t.evictOldest(listUnreplied, false) || t.evictOldest(listReplied, false)
+}
+
 // Len is the number of flows in the table, expired ones not yet swept and
 // Commits in progress included. It never exceeds max_flows.
 func (t *Table) Len() int { return int(t.count.Load()) }
 
+// HalfOpen is the number of unreplied flows (Commits in progress
+// included). It never exceeds max_half_open of max_flows.
+func (t *Table) HalfOpen() int { return int(t.halfOpen.Load()) }
+
 // Delete removes the flow k belongs to (either direction).
 func (t *Table) Delete(k Key) bool {
-	s := t.shardOf(&k)
+	h := t.hash(&k)
+	s := t.shardFor(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.index[k]
+	slot, _, ok := s.find(&k, h)
 	if !ok {
 		return false
 	}
-	s.remove(t, v>>1)
+	s.remove(t, slot, reasonDeleted)
 	s.ctr[cRemoved].Add(1)
 	return true
 }
@@ -410,12 +643,17 @@ func (t *Table) Delete(k Key) bool {
 // direction), for example once a pending L7 decision is made.
 func (t *Table) SetVerdict(k Key, v Verdict) bool {
 	now := t.now()
-	s := t.shardOf(&k)
+	h := t.hash(&k)
+	s := t.shardFor(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slot, _, ok := s.lookup(t, &k, now)
+	slot, _, ok := s.lookup(t, &k, h, now)
 	if ok {
-		s.entries[slot].verdict = v
+		e := s.at(slot)
+		e.verdict = v
+		if t.ev.active() {
+			t.ev.emit(t, EventUpdate, e, 0, now)
+		}
 	}
 	return ok
 }

@@ -17,6 +17,60 @@ const (
 	fPSHACK = flagPSH | flagACK
 )
 
+// peer is one endpoint of a modelled TCP connection.
+type peer struct {
+	isn, nxt uint32 // initial and next sequence number
+	win      uint16
+	wscale   int8
+}
+
+// conv models a well-behaved connection on k so tests can play packets
+// with correct sequence numbers and acknowledgements: every ACK
+// acknowledges all the other side sent.
+type conv struct {
+	tab  *Table
+	k    Key
+	side [2]peer
+}
+
+func newConv(tab *Table, k Key) *conv {
+	return &conv{tab: tab, k: k, side: [2]peer{
+		{isn: 0xfffff000, nxt: 0xfffff000, win: 64240, wscale: -1}, // wraps during tests
+		{isn: 1000, nxt: 1000, win: 65160, wscale: -1},
+	}}
+}
+
+func (c *conv) key(dir Dir) Key {
+	if dir == DirReply {
+		return replyKey(&c.k)
+	}
+	return c.k
+}
+
+// pkt builds the next packet dir sends and advances the model.
+func (c *conv) pkt(dir Dir, flags uint8, payload int) *Packet {
+	snd, rcv := &c.side[dir], &c.side[1-dir]
+	p := &Packet{Key: c.key(dir), TCPFlags: flags, Seq: snd.nxt, Window: snd.win,
+		PayloadLen: payload, Len: 40 + payload, TCPOpts: true, WScale: -1}
+	if flags&flagSYN != 0 {
+		p.Seq = snd.isn
+		p.WScale = snd.wscale
+		p.SACKPerm = true
+	}
+	if flags&flagACK != 0 {
+		p.Ack = rcv.nxt
+	}
+	if flags&flagRST == 0 {
+		snd.nxt = segEnd(p)
+	}
+	return p
+}
+
+// send builds and tracks the next packet.
+func (c *conv) send(dir Dir, flags uint8, payload int) Result {
+	return c.tab.Track(c.pkt(dir, flags, payload))
+}
+
 // step is one packet of a TCP sequence after the opening SYN.
 type step struct {
 	dir      Dir
@@ -41,10 +95,11 @@ func seq(parts ...[]step) []step {
 	return out
 }
 
-// runTCP opens a connection with a SYN and Commit, then plays steps.
-func runTCP(t *testing.T, tab *Table, k Key, steps []step) {
+// openConv sends a SYN on k and commits it.
+func openConv(t *testing.T, tab *Table, k Key) *conv {
 	t.Helper()
-	syn := &Packet{Key: k, TCPFlags: fSYN, Len: 60}
+	c := newConv(tab, k)
+	syn := c.pkt(DirOriginal, fSYN, 0)
 	if r := tab.Track(syn); r.State != StateNew || r.Found {
 		t.Fatalf("SYN: got %+v, want new", r)
 	}
@@ -54,13 +109,26 @@ func runTCP(t *testing.T, tab *Table, k Key, steps []step) {
 	if e, _, ok := flow(tab, k); !ok || e.tcp != TCPSynSent {
 		t.Fatalf("after SYN: entry %+v found=%v, want SYN_SENT", e, ok)
 	}
-	rk := replyKey(&k)
+	return c
+}
+
+// runTCP opens a connection with a SYN and Commit, then plays steps; data
+// steps (PSH) carry 100 bytes.
+func runTCP(t *testing.T, tab *Table, k Key, steps []step) *conv {
+	t.Helper()
+	c := openConv(t, tab, k)
+	c.play(t, steps)
+	return c
+}
+
+func (c *conv) play(t *testing.T, steps []step) {
+	t.Helper()
 	for i, s := range steps {
-		pk := k
-		if s.dir == DirReply {
-			pk = rk
+		payload := 0
+		if s.flags&flagPSH != 0 {
+			payload = 100
 		}
-		r := tab.Track(&Packet{Key: pk, TCPFlags: s.flags, Len: 52})
+		r := c.send(s.dir, s.flags, payload)
 		if r.State != s.want {
 			t.Fatalf("step %d (%v %#x): state %v, want %v", i, s.dir, s.flags, r.State, s.want)
 		}
@@ -73,7 +141,7 @@ func runTCP(t *testing.T, tab *Table, k Key, steps []step) {
 		if !r.Found || r.Dir != s.dir || r.Verdict != (Verdict{1, 7}) {
 			t.Fatalf("step %d: got %+v, want found in dir %v with cached verdict", i, r, s.dir)
 		}
-		e, _, ok := flow(tab, k)
+		e, _, ok := flow(c.tab, c.k)
 		if s.gone {
 			if ok {
 				t.Fatalf("step %d: entry still present: %+v", i, e)
@@ -88,7 +156,7 @@ func runTCP(t *testing.T, tab *Table, k Key, steps []step) {
 				i, s.dir, s.flags, e.tcp, e.flags&eAssured != 0, s.tcp, s.assured)
 		}
 	}
-	checkInvariants(t, tab)
+	checkInvariants(t, c.tab)
 }
 
 func TestTCPSequences(t *testing.T) {
@@ -333,16 +401,16 @@ func TestTCPTransitionTableShape(t *testing.T) {
 		old, want TCPState
 	}{
 		{DirOriginal, tcpSynSet, TCPNone, TCPSynSent},
-		{DirOriginal, tcpSynSet, TCPSynRecv, tcpIgnore},
+		{DirOriginal, tcpSynSet, TCPSynRecv, sIG},
 		{DirOriginal, tcpAckSet, TCPNone, TCPEstablished},
 		{DirOriginal, tcpAckSet, TCPLastAck, TCPTimeWait},
-		{DirOriginal, tcpFinSet, TCPSynSent2, tcpInvalid},
+		{DirOriginal, tcpFinSet, TCPSynSent2, sIV},
 		{DirReply, tcpSynSet, TCPTimeWait, TCPSynSent},
-		{DirReply, tcpAckSet, TCPSynSent, tcpIgnore},
-		{DirReply, tcpAckSet, TCPSynSent2, tcpIgnore},
+		{DirReply, tcpAckSet, TCPSynSent, sIG},
+		{DirReply, tcpAckSet, TCPSynSent2, sIG},
 		{DirReply, tcpSynAckSet, TCPSynSent2, TCPSynRecv},
-		{DirReply, tcpRstSet, TCPNone, tcpInvalid},
-		{DirReply, tcpNoneSet, TCPEstablished, tcpInvalid},
+		{DirReply, tcpRstSet, TCPNone, sIV},
+		{DirReply, tcpNoneSet, TCPEstablished, sIV},
 	}
 	for _, c := range cells {
 		if got := tcpTransitions[c.dir][c.idx][c.old]; got != c.want {

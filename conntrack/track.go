@@ -28,27 +28,30 @@ func echoType(proto uint8, dir Dir) uint8 {
 	return icmpEchoReply
 }
 
-// icmpIsError reports whether p is an ICMP error that quotes a packet:
-// v4 unreachable, source quench, redirect, time exceeded, parameter
-// problem; v6 unreachable, packet too big, time exceeded, parameter problem.
-func icmpIsError(p *Packet) bool {
-	switch p.Key.Proto {
+// icmpTypeIsError reports whether typ is an ICMP error that quotes a
+// packet: v4 unreachable, source quench, redirect, time exceeded,
+// parameter problem; v6 unreachable, packet too big, time exceeded,
+// parameter problem.
+func icmpTypeIsError(proto, typ uint8) bool {
+	switch proto {
 	case protoICMP:
-		switch p.ICMPType {
+		switch typ {
 		case 3, 4, 5, 11, 12:
 			return true
 		}
 	case protoICMPv6:
-		return p.ICMPType >= 1 && p.ICMPType <= 4
+		return typ >= 1 && typ <= 4
 	}
 	return false
 }
 
+func icmpIsError(p *Packet) bool { return icmpTypeIsError(p.Key.Proto, p.ICMPType) }
+
 // canOpen reports whether a packet without an entry may start a flow.
-func canOpen(p *Packet) bool {
+func (t *Table) canOpen(p *Packet) bool {
 	switch p.Key.Proto {
 	case protoTCP:
-		return tcpCanOpen(p.TCPFlags)
+		return tcpCanOpen(p.TCPFlags, t.loose)
 	case protoUDP:
 		return true
 	case protoICMP, protoICMPv6:
@@ -63,17 +66,23 @@ func canOpen(p *Packet) bool {
 // advances the flow's state machine, counters and timer. It never creates
 // an entry (Commit does, after policy allowed the first packet) and does
 // not allocate.
+//
+// A packet that passes without changing state (a retransmission of
+// acknowledged data, an ignored SYN, an RST in window but not exact) is
+// reported StateEstablished; one that breaks the connection's state or
+// windows is StateInvalid and changes nothing.
 func (t *Table) Track(p *Packet) Result {
 	now := t.now()
-	s := t.shardOf(&p.Key)
+	h := t.hash(&p.Key)
+	s := t.shardFor(h)
 	s.mu.Lock()
-	if slot, dir, ok := s.lookup(t, &p.Key, now); ok {
+	if slot, dir, ok := s.lookup(t, &p.Key, h, now); ok {
 		r := s.update(t, slot, dir, p, now)
 		s.mu.Unlock()
 		return r
 	}
 	s.mu.Unlock()
-	if canOpen(p) {
+	if t.canOpen(p) {
 		s.ctr[cNew].Add(1)
 		return Result{State: StateNew}
 	}
@@ -84,58 +93,50 @@ func (t *Table) Track(p *Packet) Result {
 // update applies p, travelling in dir, to the live entry at slot. Called
 // with s.mu held.
 func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Result {
-	e := &s.entries[slot]
+	e := s.at(slot)
 	r := Result{Found: true, Dir: dir, State: StateEstablished, Verdict: e.verdict}
-	seenReply := e.flags&eSeenReply != 0
+	accepted := true
 	switch e.key.Proto {
 	case protoTCP:
-		next, step := tcpTrack(dir, p.TCPFlags, e.tcp, seenReply)
-		switch step {
-		case tcpStepInvalid:
+		switch s.tcpPacket(t, slot, e, dir, p, now) {
+		case tcpInvalid:
 			s.ctr[cFound].Add(1)
 			s.ctr[cInvalid].Add(1)
 			r.State = StateInvalid
 			return r
-		case tcpStepReopen:
-			// The entry stays until Commit replaces it, so a SYN the
-			// policy refuses leaves the old state untouched.
+		case tcpReopen:
 			s.ctr[cNew].Add(1)
 			return Result{State: StateNew}
-		case tcpStepKill:
+		case tcpKill:
 			s.ctr[cFound].Add(1)
-			s.remove(t, slot)
+			s.remove(t, slot, reasonClosed)
 			s.ctr[cRemoved].Add(1)
 			return r
-		case tcpStepUpdate:
-			old := e.tcp
-			e.tcp = next
-			e.deadline = now + t.tcpTimeout[next]
-			if seenReply && next == TCPEstablished && (old == TCPSynRecv || old == TCPEstablished) {
-				s.setAssured(slot)
-			}
+		case tcpIgnore:
+			s.ctr[cIgnore].Add(1)
+			accepted = false
 		}
-		// tcpStepIgnore and tcpStepKeep: counters only.
 	case protoUDP:
 		timeout := t.udpTimeout
-		if seenReply && now-e.created > udpStreamAfter {
-			timeout = t.udpStreamTimeout
-			s.setAssured(slot)
+		if e.flags&eSeenReply != 0 && now-e.created > udpStreamAfter {
+			timeout = t.udpStreamTimout
+			s.setAssured(t, slot, e, now)
 		}
-		e.deadline = now + timeout
+		s.setDeadline(slot, e, now+timeout)
 	case protoICMP, protoICMPv6:
 		// The key carries no type, so check it here: requests go one way,
 		// replies the other (a flow to oneself only has one direction).
 		if p.ICMPType != echoType(e.key.Proto, dir) &&
-			!(e.key == replyKey(&e.key) && p.ICMPType == echoType(e.key.Proto, DirReply)) {
+			!(isReplyOf(&e.key, &e.key) && p.ICMPType == echoType(e.key.Proto, DirReply)) {
 			s.ctr[cFound].Add(1)
 			s.ctr[cInvalid].Add(1)
 			r.State = StateInvalid
 			return r
 		}
-		e.deadline = now + t.icmpTimeout
+		s.setDeadline(slot, e, now+t.icmpTimeout)
 	}
-	if dir == DirReply {
-		e.flags |= eSeenReply
+	if accepted && dir == DirReply && e.flags&eSeenReply == 0 {
+		s.seeReply(t, slot, e)
 	}
 	e.packets[dir]++
 	e.bytes[dir] += uint64(max(p.Len, 0))
@@ -144,30 +145,54 @@ func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Res
 }
 
 // TrackICMPError classifies an ICMP error p whose quoted packet has key
-// inner, exactly as quoted (the gateway parses it). Following Linux
-// (reference §1.6), the error is RELATED when inner is a packet of a
-// tracked flow in either direction and p goes back to the endpoint that
-// sent the quoted packet (outer destination == inner.Src); otherwise a
-// forged error could reach any host that shares a flow. Errors never create
-// or change entries. Result.Dir is the direction the error travels.
-//
-// TODO(window): pf also checks a quoted TCP sequence number against the
-// flow's window (RFC 5927 blind reset); add it with window tracking.
+// inner, exactly as quoted. It is TrackICMPErrorQuote without the quoted
+// TCP sequence number, so TCP quotes skip the window check; the stack
+// should call TrackICMPErrorQuote.
 func (t *Table) TrackICMPError(p *Packet, inner Key) Result {
+	return t.trackICMPError(p, &Quote{Key: inner, L4Len: 8}, false)
+}
+
+// TrackICMPErrorQuote classifies an ICMP error p about the quoted packet
+// q. Following Linux (reference §1.6), the error is RELATED when q is a
+// packet of a tracked flow in either direction and p goes back to the
+// endpoint that sent it (outer destination == q.Key.Src); otherwise a
+// forged error could reach any host that shares a flow. Like pf, a quoted
+// TCP segment must also lie in its sender's window (RFC 5927 blind
+// resets). A quote shorter than 8 transport bytes, or quoting an ICMP
+// message other than an echo, is INVALID. Errors never create or change
+// entries. Result.Dir is the direction the error travels.
+func (t *Table) TrackICMPErrorQuote(p *Packet, q *Quote) Result {
+	return t.trackICMPError(p, q, true)
+}
+
+// trackICMPError is both variants; full is false for TrackICMPError,
+// whose caller quoted neither the sequence number nor the ICMP type.
+func (t *Table) trackICMPError(p *Packet, q *Quote, full bool) Result {
 	now := t.now()
-	s := t.shardOf(&inner)
-	if !icmpIsError(p) || p.Key.Family != inner.Family || p.Key.Dst != inner.Src {
+	inner := &q.Key
+	h := t.hash(inner)
+	s := t.shardFor(h)
+	if !icmpIsError(p) || p.Key.Family != inner.Family || p.Key.Dst != inner.Src || q.L4Len < 8 ||
+		(full && isICMP(inner.Proto) && q.ICMPType != echoType(inner.Proto, DirOriginal) && q.ICMPType != echoType(inner.Proto, DirReply)) {
 		s.ctr[cInvalid].Add(1)
 		return Result{State: StateInvalid}
 	}
 	s.mu.Lock()
-	slot, dir, ok := s.lookup(t, &inner, now)
+	slot, dir, ok := s.lookup(t, inner, h, now)
+	if ok {
+		e := s.at(slot)
+		if full && isICMP(inner.Proto) && q.ICMPType != echoType(inner.Proto, dir) {
+			ok = false // a request quoted as a reply or the other way round
+		} else if full && inner.Proto == protoTCP && !e.conn.quoteInWindow(dir, q.Seq) {
+			ok = false
+		}
+	}
 	if !ok {
 		s.mu.Unlock()
 		s.ctr[cInvalid].Add(1)
 		return Result{State: StateInvalid}
 	}
-	v := s.entries[slot].verdict
+	v := s.at(slot).verdict
 	s.mu.Unlock()
 	s.ctr[cRelated].Add(1)
 	return Result{Found: true, Dir: 1 - dir, State: StateRelated, Verdict: v}
