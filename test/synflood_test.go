@@ -103,8 +103,8 @@ max_flows = %d
 	// Ends after floodPackets or floodMax, whichever is first.
 	go func() { flood <- synFlood(raw, dst) }()
 
-	// Once the table is full the flood is evicting: look for the upload's
-	// flow then, in the middle of it.
+	// Once the table is full, or evicting to keep unreplied flows within
+	// their share of it, look for the upload's flow: in the middle of it.
 	var midListed, midChecked bool
 	var midFlows int
 	var fr floodResult
@@ -113,7 +113,7 @@ max_flows = %d
 		case fr = <-flood:
 			done = true
 		case <-time.After(50 * time.Millisecond):
-			if !midChecked && poll.max.Load() >= floodMaxFlows {
+			if !midChecked && (poll.max.Load() >= floodMaxFlows || poll.evictions.Load() > before.EarlyDrop+before.Drop) {
 				midChecked = true
 				f, n, err := findFlow(ctl, key, dst)
 				if err != nil {
@@ -190,7 +190,7 @@ max_flows = %d
 			poll.max.Load(), floodMaxFlows, fr.sent, floodPackets)
 	}
 	if !midChecked {
-		t.Errorf("the table never reached its limit during the flood, so the upload's flow was not looked for then")
+		t.Errorf("the table neither filled nor evicted during the flood, so the upload's flow was not looked for then")
 	} else if !midListed {
 		t.Errorf("upload flow %s -> %s not listed while the table was full: evicted", key, dst)
 	}
@@ -327,9 +327,10 @@ func findFlow(c control.Client, src, dst netip.AddrPort) (*control.Flow, int, er
 }
 
 // statsPoller reads the table's counters every floodPoll and keeps the
-// largest flow count seen.
+// largest flow count seen and the latest number of evictions.
 type statsPoller struct {
 	max, polls atomic.Int64
+	evictions  atomic.Uint64 // early_drop + drop
 	quit       chan struct{}
 	done       chan struct{}
 	once       sync.Once
@@ -355,6 +356,7 @@ func startStatsPoller(c control.Client) *statsPoller {
 				p.mu.Unlock()
 			} else {
 				p.polls.Add(1)
+				p.evictions.Store(st.EarlyDrop + st.Drop)
 				for m := p.max.Load(); int64(st.Flows) > m && !p.max.CompareAndSwap(m, int64(st.Flows)); m = p.max.Load() {
 				}
 			}
