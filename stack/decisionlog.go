@@ -4,11 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tungate/tungate/policy"
 )
 
 // decisionRecord is one decision before formatting. Building it costs
@@ -23,65 +22,52 @@ type decisionRecord struct {
 }
 
 // decisionLog writes decisions as one structured record per line, under a
-// token bucket so a flood of new flows cannot flood the log.
+// token bucket so a flood of new flows cannot flood the log. Lines the
+// bucket refuses are counted per rule and summarised periodically
+// (flushSuppressed), so an operator learns what the budget hid; the
+// decisions themselves (drops included) are never affected.
 type decisionLog struct {
 	log        *slog.Logger
 	suppressed *atomic.Uint64
-	now        func() time.Time
+	budget     *bucket
 
-	mu     sync.Mutex // guards the bucket: tokens, last, rate, burst
-	tokens float64
-	last   time.Time
-	rate   float64 // tokens per second; <= 0 means unlimited
-	burst  float64
+	mu     sync.Mutex        // guards byRule
+	byRule map[string]uint64 // lines suppressed since the last summary, by rule name
 }
 
-func newDecisionLog(log *slog.Logger, suppressed *atomic.Uint64) *decisionLog {
-	return &decisionLog{log: log, suppressed: suppressed, now: time.Now}
+// suppressedEvery is how often flushSuppressed runs under Stack.Run.
+const suppressedEvery = 10 * time.Second
+
+// maxSuppressedRules bounds byRule; rule names are bounded by the config,
+// but names from past policies accumulate until the next summary.
+const maxSuppressedRules = 4096
+
+func newDecisionLog(log *slog.Logger, suppressed *atomic.Uint64, now func() time.Time) *decisionLog {
+	return &decisionLog{log: log, suppressed: suppressed, budget: newBucket(now), byRule: make(map[string]uint64)}
 }
 
-// setRate installs the budget of a (new) policy: "20/s" allows bursts of
-// 20 and 20 lines per second after that. An unparsable rate (Compile
-// rejects those) leaves logging unlimited rather than silent.
-func (d *decisionLog) setRate(rate string) {
-	r, err := policy.ParseRate(rate)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err != nil {
-		d.rate = 0
-		return
-	}
-	d.rate = r
-	d.burst = max(r, 1)
-	d.tokens = d.burst
-	d.last = d.now()
-}
+// setRate installs a (new) policy's [log] budget: rate lines per second,
+// bursts of burst. A rate <= 0 leaves logging unlimited rather than silent.
+func (d *decisionLog) setRate(rate float64, burst int) { d.budget.set(rate, burst) }
 
-// allow takes one token, counting the line as suppressed when there is
-// none.
-func (d *decisionLog) allow() bool {
-	d.mu.Lock()
-	if d.rate <= 0 {
-		d.mu.Unlock()
+// allow takes one token, counting the line as suppressed for rule when
+// there is none.
+func (d *decisionLog) allow(rule string) bool {
+	if d.budget.take() {
 		return true
 	}
-	now := d.now()
-	d.tokens = min(d.burst, d.tokens+now.Sub(d.last).Seconds()*d.rate)
-	d.last = now
-	ok := d.tokens >= 1
-	if ok {
-		d.tokens--
+	d.suppressed.Add(1)
+	d.mu.Lock()
+	if _, ok := d.byRule[rule]; ok || len(d.byRule) < maxSuppressedRules {
+		d.byRule[rule]++
 	}
 	d.mu.Unlock()
-	if !ok {
-		d.suppressed.Add(1)
-	}
-	return ok
+	return false
 }
 
 // write emits r if the budget allows.
 func (d *decisionLog) write(r *decisionRecord) {
-	if d.log == nil || !d.allow() {
+	if d.log == nil || !d.allow(r.rule) {
 		return
 	}
 	attrs := [8]slog.Attr{
@@ -98,6 +84,32 @@ func (d *decisionLog) write(r *decisionRecord) {
 		n++
 	}
 	d.log.LogAttrs(context.Background(), slog.LevelInfo, "decision", attrs[:n]...)
+}
+
+// flushSuppressed writes one "decisions suppressed" line per rule whose
+// lines the budget refused since the last call, and resets the counts.
+// The summary itself is not rate limited: it has one line per rule.
+func (d *decisionLog) flushSuppressed() {
+	d.mu.Lock()
+	if len(d.byRule) == 0 {
+		d.mu.Unlock()
+		return
+	}
+	counts := d.byRule
+	d.byRule = make(map[string]uint64, len(counts))
+	d.mu.Unlock()
+	if d.log == nil {
+		return
+	}
+	rules := make([]string, 0, len(counts))
+	for r := range counts {
+		rules = append(rules, r)
+	}
+	slices.Sort(rules)
+	for _, r := range rules {
+		d.log.LogAttrs(context.Background(), slog.LevelWarn, "decisions suppressed",
+			slog.String("rule", r), slog.Uint64("count", counts[r]))
+	}
 }
 
 func protoName(p uint8) string {
@@ -124,4 +136,7 @@ const (
 	reasonTableFull = "table_full"   // allowed, but conntrack had no room
 	reasonLogRule   = "log_rule"     // an action="log" rule matched on the way
 	reasonSrcLimit  = "source_limit" // allowed, but the source has too many flows
+	reasonRecheck   = "recheck"      // a reload's policy no longer allows this tracked flow
+	reasonFlush     = "flush"        // an add_to flush_flows ended the address's flows
+	reasonRateLimit = "reject_rate"  // a reject answered with a drop: [reject] max_rate exceeded
 )

@@ -17,10 +17,9 @@ import (
 func TestDecisionLogRateLimit(t *testing.T) {
 	var out bytes.Buffer
 	var suppressed atomic.Uint64
-	d := newDecisionLog(slog.New(slog.NewJSONHandler(&out, nil)), &suppressed)
 	now := time.Unix(1000, 0)
-	d.now = func() time.Time { return now }
-	d.setRate("2/s")
+	d := newDecisionLog(slog.New(slog.NewJSONHandler(&out, nil)), &suppressed, func() time.Time { return now })
+	d.setRate(2, 2)
 	rec := &decisionRecord{
 		rule: "r", action: "drop", proto: protoUDP,
 		src: netip.MustParseAddrPort("198.18.1.2:5000"), dst: netip.MustParseAddrPort("[2001:2:0:2::1]:53"),

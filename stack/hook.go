@@ -23,6 +23,7 @@ const (
 	hookEcho                         // an allowed echo request: forward it for real, never to gVisor
 	hookRejectTCP                    // answer with a TCP RST
 	hookRejectICMP                   // answer with ICMP / ICMPv6 port unreachable
+	hookRejectAdmin                  // answer with ICMP / ICMPv6 administratively prohibited
 )
 
 // readLoop is one device's reader. It ends when the device is closed (Run
@@ -85,11 +86,16 @@ func (s *Stack) handle(b []byte, p *parsed, scratch []byte) {
 		if canReplyTo(p) {
 			s.writeOne(scratch[:buildPortUnreachable(scratch, b, p)], &p.ct.Key)
 		}
+	case hookRejectAdmin:
+		if canReplyTo(p) {
+			s.writeOne(scratch[:buildAdminProhibited(scratch, b, p)], &p.ct.Key)
+		}
 	}
 }
 
 // hook is the filter: parse and sanity-check, conntrack, and policy for
-// new flows. On an established flow's packet it allocates nothing.
+// new flows (and invalid packets, and tracked flows a reload asked to
+// recheck). On an established flow's packet it allocates nothing.
 func (s *Stack) hook(b []byte, p *parsed) hookAction {
 	s.ctr.rxPackets.Add(1)
 	s.ctr.rxBytes.Add(uint64(len(b)))
@@ -98,20 +104,35 @@ func (s *Stack) hook(b []byte, p *parsed) hookAction {
 		return hookDrop
 	}
 	if p.icmpErr {
-		res := s.ct.TrackICMPError(&p.ct, p.inner)
-		if res.State == conntrack.StateRelated && policy.Action(res.Verdict.Action) == policy.ActionAllow {
+		res := s.ct.TrackICMPErrorQuote(&p.ct, &p.quote)
+		if res.State != conntrack.StateRelated {
+			return s.invalid(p)
+		}
+		s.pol.Load().CountPacketByID(res.Verdict.Rule, p.ct.Len)
+		if policy.Action(res.Verdict.Action) == policy.ActionAllow {
 			return hookInject
 		}
-		return s.invalid(p)
+		s.ctr.verdictDrops.Add(1)
+		return hookDrop
 	}
 	res := s.ct.Track(&p.ct)
-	switch {
-	case res.State == conntrack.StateInvalid:
+	switch res.State {
+	case conntrack.StateInvalid:
 		return s.invalid(p)
-	case res.State == conntrack.StateNew:
+	case conntrack.StateNew:
 		return s.decideNew(p)
+	}
+	pol := s.pol.Load()
+	if s.rechecks.pending.Load() != 0 {
+		if act, ended := s.recheck(pol, p, &res); ended {
+			return act
+		}
+	}
+	pol.CountPacketByID(res.Verdict.Rule, p.ct.Len)
+	switch {
 	case policy.Action(res.Verdict.Action) != policy.ActionAllow:
-		// A payload rule tore the flow down; its stragglers go nowhere.
+		// A payload rule or a recheck ended the flow; its stragglers go
+		// nowhere.
 		s.ctr.verdictDrops.Add(1)
 		return hookDrop
 	case p.echoReq:
@@ -120,77 +141,157 @@ func (s *Stack) hook(b []byte, p *parsed) hookAction {
 	return hookInject
 }
 
-// invalid applies defaults.invalid to a packet conntrack calls INVALID.
+// invalid handles a packet conntrack calls INVALID: with defaults.invalid,
+// or, when some rule lists ct_state "invalid", with the policy's verdict.
 func (s *Stack) invalid(p *parsed) hookAction {
 	s.ctr.invalid.Add(1)
 	pol := s.pol.Load()
-	act := pol.InvalidAction()
-	if dec := pol.Log().Decisions; (act != policy.ActionAllow && dec != "none") || dec == "all" {
-		s.logPacket("", act, p, reasonInvalid, "")
+	if !pol.HasInvalidRules() {
+		act := pol.InvalidAction()
+		if dec := pol.Log().Decisions; (act != policy.ActionAllow && dec != "none") || dec == "all" {
+			s.logPacket("", act, p, reasonInvalid, "")
+		}
+		switch act {
+		case policy.ActionAllow:
+			return hookInject
+		case policy.ActionReject:
+			s.ctr.policyRejects.Add(1)
+			return s.reject(policy.RejectNone, p)
+		}
+		return hookDrop
 	}
-	switch act {
+	f := s.flowOf(p)
+	f.CtState = policy.CtInvalid
+	v := pol.Decide(&f)
+	s.afterVerdict(pol, &v, p)
+	pol.CountPacket(v.Rule, p.ct.Len)
+	if v.Log {
+		name := ""
+		if v.Rule >= 0 {
+			name = pol.RuleNameAt(v.Rule)
+		}
+		s.logPacket(name, v.Action, p, reasonInvalid, "")
+	}
+	switch v.Action {
 	case policy.ActionAllow:
 		return hookInject
 	case policy.ActionReject:
-		if p.ct.Key.Proto == protoTCP {
-			return hookRejectTCP
-		}
-		return hookRejectICMP
+		s.ctr.policyRejects.Add(1)
+		return s.reject(v.Reject, p)
 	}
 	return hookDrop
 }
 
-// decideNew asks the current policy about a flow's first packet, and
-// commits the flow to conntrack only once it is allowed.
+// decideNew asks the current policy about a flow's first packet, acts on
+// the verdict's side effects (logs, audits, counters, add_to), and commits
+// the flow to conntrack only once it is allowed. Decide runs once per flow:
+// the forwarder reuses this verdict (flowRegistry.keep).
 func (s *Stack) decideNew(p *parsed) hookAction {
 	pol := s.pol.Load()
-	f := flowOf(p)
+	f := s.flowOf(p)
 	v := pol.Decide(&f)
-	if v.LogRule >= 0 {
-		s.logPacket(pol.RuleNameAt(v.LogRule), policy.Action(0), p, reasonLogRule, "log")
-	}
-	audit := v.Action != policy.ActionAllow && pol.Mode() == policy.ModeAudit
-	pol.CountFlow(v.Rule)
+	s.afterVerdict(pol, &v, p)
+	pol.CountPacket(v.Rule, p.ct.Len)
 	reason := reasonRule
 	if v.Rule < 0 {
 		reason = reasonDefault
 	}
-	if v.Action == policy.ActionAllow || audit {
-		err := s.ct.Commit(&p.ct, conntrack.Verdict{Action: uint8(policy.ActionAllow), Rule: v.RuleID})
-		if err != nil {
-			s.ctr.commitFailures.Add(1)
-			if pol.Log().Decisions != "none" {
-				r := reasonTableFull
-				if errors.Is(err, conntrack.ErrSourceLimit) {
-					r = reasonSrcLimit
-				}
-				s.logPacket(pol.RuleNameAt(v.Rule), policy.ActionDrop, p, r, "")
-			}
-			return hookDrop
-		}
-		s.ctr.newFlows.Add(1)
-		if audit {
-			s.logPacket(pol.RuleNameAt(v.Rule), v.Action, p, reasonAudit, "")
-		} else if v.Log {
-			s.logPacket(pol.RuleNameAt(v.Rule), v.Action, p, reason, "")
-		}
-		if p.echoReq {
-			return hookEcho
-		}
-		return hookInject
+	if v.Action == policy.ActionAllow {
+		return s.commitAllowed(pol, &v, &f, p, reason)
 	}
 	if v.Log {
 		s.logPacket(pol.RuleNameAt(v.Rule), v.Action, p, reason, "")
 	}
 	if v.Action == policy.ActionReject {
 		s.ctr.policyRejects.Add(1)
-		if v.Reject == policy.RejectTCPReset && p.ct.Key.Proto == protoTCP {
-			return hookRejectTCP
-		}
-		return hookRejectICMP
+		return s.reject(v.Reject, p)
 	}
 	s.ctr.policyDrops.Add(1)
 	return hookDrop
+}
+
+// commitAllowed commits an allowed first packet. An inspected TCP flow's
+// verdict is kept for its forwarder handler first; without room for it
+// the SYN is dropped, since its payload rules could not be enforced.
+func (s *Stack) commitAllowed(pol *policy.Policy, v *policy.Verdict, f *policy.Flow, p *parsed, reason string) hookAction {
+	kept := v.Armed && p.ct.Key.Proto == protoTCP
+	if kept && !s.flowReg.keep(p.ct.Key, armedFlow{pol: pol, v: *v, at: time.Now()}) {
+		s.ctr.inspectBusy.Add(1)
+		return hookDrop
+	}
+	err := s.ct.Commit(&p.ct, conntrack.Verdict{Action: uint8(policy.ActionAllow), Rule: v.RuleID})
+	if err != nil {
+		if kept {
+			s.flowReg.take(p.ct.Key)
+		}
+		s.ctr.commitFailures.Add(1)
+		if pol.Log().Decisions != "none" {
+			r := reasonTableFull
+			if errors.Is(err, conntrack.ErrSourceLimit) {
+				r = reasonSrcLimit
+			}
+			s.logPacket(pol.RuleNameAt(v.Rule), policy.ActionDrop, p, r, "")
+		}
+		return hookDrop
+	}
+	s.ctr.newFlows.Add(1)
+	if v.Log {
+		s.logPacket(pol.RuleNameAt(v.Rule), v.Action, p, reason, "")
+	}
+	if p.echoReq {
+		return hookEcho
+	}
+	return hookInject
+}
+
+// afterVerdict carries out what a verdict asks besides its action: the
+// line of a matched action="log" rule, one would-<action> line per audit
+// hit, the rule counters, and add_to (with flush_flows handed to the
+// flusher, off the packet path).
+func (s *Stack) afterVerdict(pol *policy.Policy, v *policy.Verdict, p *parsed) {
+	if v.LogRule >= 0 {
+		s.logPacket(pol.RuleNameAt(v.LogRule), policy.Action(0), p, reasonLogRule, "log")
+	}
+	for _, a := range v.Audits() {
+		s.ctr.auditHits.Add(1)
+		s.logPacket(pol.RuleNameAt(int(a.Rule)), a.Action, p, reasonAudit, wouldName(a.Action))
+	}
+	pol.CountVerdict(v)
+	if v.NAddTo > 0 {
+		flush, n := pol.ApplyAddTo(v)
+		for i := range n {
+			s.queueFlush(flush[i])
+		}
+	}
+}
+
+// wouldName is the logged action of an audit hit.
+func wouldName(a policy.Action) string {
+	switch a {
+	case policy.ActionAllow:
+		return "would-allow"
+	case policy.ActionReject:
+		return "would-reject"
+	}
+	return "would-drop"
+}
+
+// reject picks the answer to a rejected packet, or a drop when [reject]
+// max_rate is exhausted (counted: RejectsLimited). RejectNone is
+// defaults.invalid = "reject": a reset for TCP, port unreachable otherwise.
+func (s *Stack) reject(kind policy.RejectKind, p *parsed) hookAction {
+	if !s.rejects.take() {
+		s.ctr.rejectsLimited.Add(1)
+		return hookDrop
+	}
+	tcp := p.ct.Key.Proto == protoTCP
+	switch {
+	case kind == policy.RejectICMPAdminProhibited:
+		return hookRejectAdmin
+	case tcp && (kind == policy.RejectTCPReset || kind == policy.RejectNone):
+		return hookRejectTCP
+	}
+	return hookRejectICMP
 }
 
 // canReplyTo refuses to answer what must never be answered (RFC 1122
@@ -213,34 +314,55 @@ func canReplyTo(p *parsed) bool {
 }
 
 // trackOutbound parses and tracks a packet gVisor emitted (reply
-// direction of a flow), so conntrack sees both directions. It returns the
-// flow hash that picks the device, and false when the packet must not leave
-// (gVisor's own neighbour discovery and MLD, anything malformed).
+// direction of a flow), so conntrack sees both directions and the deciding
+// rule counts both. It returns the flow hash that picks the device, and
+// false when the packet must not leave (gVisor's own neighbour discovery
+// and MLD, anything malformed).
 func (s *Stack) trackOutbound(b []byte) (uint32, bool) {
 	var p parsed
 	if parseOutbound(b, &p) != reasonNone {
 		s.ctr.txFiltered.Add(1)
 		return 0, false
 	}
+	var res conntrack.Result
 	if p.icmpErr {
-		s.ct.TrackICMPError(&p.ct, p.inner)
+		res = s.ct.TrackICMPErrorQuote(&p.ct, &p.quote)
 	} else {
-		s.ct.Track(&p.ct)
+		res = s.ct.Track(&p.ct)
+	}
+	if res.Found {
+		s.pol.Load().CountPacketByID(res.Verdict.Rule, p.ct.Len)
 	}
 	return flowHash(&p.ct.Key), true
 }
 
+// sourceCounter is the conntrack accessor max_conns needs: how many flows
+// the table tracks for a source address.
+type sourceCounter interface {
+	SourceCount(netip.Addr) int
+}
+
 // flowOf describes p's flow for policy.
-func flowOf(p *parsed) policy.Flow {
-	k := &p.ct.Key
-	return policy.Flow{
-		Proto:    k.Proto,
-		Src:      addrOf(&k.Src, p.family),
-		Dst:      addrOf(&k.Dst, p.family),
-		SrcPort:  k.SrcPort,
-		DstPort:  k.DstPort,
-		ICMPType: p.ct.ICMPType,
+func (s *Stack) flowOf(p *parsed) policy.Flow {
+	f := s.flowOfKey(&p.ct.Key, p.family)
+	f.ICMPType = p.ct.ICMPType
+	return f
+}
+
+// flowOfKey describes the flow with original-direction key k for policy,
+// with its source's flow count when conntrack offers one.
+func (s *Stack) flowOfKey(k *conntrack.Key, family uint8) policy.Flow {
+	f := policy.Flow{
+		Proto:   k.Proto,
+		Src:     addrOf(&k.Src, family),
+		Dst:     addrOf(&k.Dst, family),
+		SrcPort: k.SrcPort,
+		DstPort: k.DstPort,
 	}
+	if s.srcCount != nil {
+		f.SrcConns = s.srcCount.SourceCount(f.Src)
+	}
+	return f
 }
 
 // addrOf converts a conntrack address; it does not allocate.
@@ -252,19 +374,24 @@ func addrOf(a *[16]byte, family uint8) netip.Addr {
 }
 
 // logPacket writes a decision about packet p. action is ignored when
-// actionName is set (for action="log" rules).
+// actionName is set (for action="log" rules and audit hits).
 func (s *Stack) logPacket(rule string, action policy.Action, p *parsed, reason, actionName string) {
 	if actionName == "" {
 		actionName = action.String()
 	}
-	k := &p.ct.Key
+	s.logKey(rule, actionName, &p.ct.Key, reason, "")
+}
+
+// logKey writes a decision about the flow direction k.
+func (s *Stack) logKey(rule, action string, k *conntrack.Key, reason, pattern string) {
 	s.dlog.write(&decisionRecord{
-		rule:   rule,
-		action: actionName,
-		proto:  k.Proto,
-		src:    netip.AddrPortFrom(addrOf(&k.Src, p.family), k.SrcPort),
-		dst:    netip.AddrPortFrom(addrOf(&k.Dst, p.family), k.DstPort),
-		reason: reason,
+		rule:    rule,
+		action:  action,
+		proto:   k.Proto,
+		src:     netip.AddrPortFrom(addrOf(&k.Src, k.Family), k.SrcPort),
+		dst:     netip.AddrPortFrom(addrOf(&k.Dst, k.Family), k.DstPort),
+		reason:  reason,
+		pattern: pattern,
 	})
 }
 

@@ -41,8 +41,8 @@ type parsed struct {
 	l4      int   // offset of the transport (or ICMP) header
 	payload int   // offset of the transport payload
 	end     int   // IP total length: bytes after it are link padding
-	icmpErr bool  // an ICMP/ICMPv6 error; inner is the quoted packet's key
-	inner   conntrack.Key
+	icmpErr bool  // an ICMP/ICMPv6 error; quote describes the packet it quotes
+	quote   conntrack.Quote
 	echoReq bool // an ICMP/ICMPv6 echo request
 	trusted bool // gVisor's own output: checksums are known good
 }
@@ -180,10 +180,11 @@ func parseTransport(b []byte, p *parsed) dropReason {
 		if !p.trusted && transportSum(b, p, l4) != 0xffff {
 			return reasonChecksum
 		}
+		// Impossible flag combinations (NULL, SYN+FIN, XMAS, …) are well
+		// formed: their invalidity is conntrack's to judge and count, so
+		// operators see scans in the conntrack invalid counter.
 		flags := l4[13]
-		if !validTCPFlags(flags) {
-			return reasonFlags
-		}
+		parseTCPOptions(l4[header.TCPMinimumSize:doff], flags, &p.ct)
 		p.ct.Key.SrcPort = binary.BigEndian.Uint16(l4[0:])
 		p.ct.Key.DstPort = binary.BigEndian.Uint16(l4[2:])
 		p.ct.Seq = binary.BigEndian.Uint32(l4[4:])
@@ -278,12 +279,13 @@ func isICMPError(family, typ uint8) bool {
 	return false
 }
 
-// parseQuoted fills p.inner from the IP header (and first 8 transport
+// parseQuoted fills p.quote from the IP header (and first transport
 // bytes) an ICMP error quotes. The key is the quoted packet's own
 // direction; the quoted packet must be of the same family, unfragmented,
 // and not itself an ICMP error.
 func parseQuoted(q []byte, p *parsed) dropReason {
-	var k conntrack.Key
+	var qt conntrack.Quote
+	k := &qt.Key
 	var l4 []byte
 	if p.family == 4 {
 		if len(q) < header.IPv4MinimumSize || q[0]>>4 != 4 {
@@ -313,10 +315,14 @@ func parseQuoted(q []byte, p *parsed) dropReason {
 		copy(k.Dst[:], q[24:40])
 		l4 = q[off:]
 	}
+	qt.L4Len = len(l4)
 	switch k.Proto {
 	case protoTCP, protoUDP:
 		k.SrcPort = binary.BigEndian.Uint16(l4[0:])
 		k.DstPort = binary.BigEndian.Uint16(l4[2:])
+		if k.Proto == protoTCP {
+			qt.Seq = binary.BigEndian.Uint32(l4[4:])
+		}
 	case protoICMP, protoICMPv6:
 		// Only a quoted echo request can belong to a flow.
 		if (k.Proto == protoICMP && l4[0] != uint8(header.ICMPv4Echo)) ||
@@ -324,10 +330,11 @@ func parseQuoted(q []byte, p *parsed) dropReason {
 			return reasonICMPQuote
 		}
 		k.SrcPort = binary.BigEndian.Uint16(l4[4:])
+		qt.ICMPType = l4[0]
 	default:
 		return reasonICMPQuote
 	}
-	p.inner = k
+	p.quote = qt
 	return reasonNone
 }
 
@@ -345,21 +352,56 @@ func transportSum(b []byte, p *parsed, l4 []byte) uint16 {
 	return checksum.Checksum(l4, sum)
 }
 
-// validTCPFlags mirrors Linux's tcp_valid_flags: with PSH, ECE and CWR
-// ignored, only these combinations occur in a legitimate connection.
-// Everything else (NULL, SYN+FIN, SYN+RST, FIN without ACK, …) is a scan
-// or an evasion attempt.
-func validTCPFlags(f uint8) bool {
-	const (
-		fin = 0x01
-		syn = 0x02
-		rst = 0x04
-		ack = 0x10
-		urg = 0x20
-	)
-	switch f &^ (0x08 | 0x40 | 0x80) {
-	case syn, syn | urg, syn | ack, rst, rst | ack, fin | ack, fin | ack | urg, ack, ack | urg:
-		return true
+// TCP option kinds conntrack's window tracking reads (RFC 9293, 7323,
+// 2018).
+const (
+	tcpOptEnd    = 0
+	tcpOptNOP    = 1
+	tcpOptWScale = 3
+	tcpOptSACKOK = 4
+	tcpOptSACK   = 5
+)
+
+// parseTCPOptions fills the option fields of c from opts, the option bytes
+// of a segment with the given flags. Like Linux's tcp_parse_options it
+// stops at a malformed option and keeps what it read before: a bad option
+// list is the endpoints' business, not a reason to drop the segment.
+// Window scale and SACK-permitted count only on a SYN (RFC 7323 §2.2,
+// RFC 2018 §2).
+func parseTCPOptions(opts []byte, flags uint8, c *conntrack.Packet) {
+	const syn = 0x02
+	c.TCPOpts = true
+	c.WScale = -1
+	for i := 0; i < len(opts); {
+		kind := opts[i]
+		if kind == tcpOptEnd {
+			return
+		}
+		if kind == tcpOptNOP {
+			i++
+			continue
+		}
+		if i+1 >= len(opts) {
+			return
+		}
+		n := int(opts[i+1])
+		if n < 2 || i+n > len(opts) {
+			return
+		}
+		body := opts[i+2 : i+n]
+		switch {
+		case kind == tcpOptWScale && n == 3 && flags&syn != 0:
+			c.WScale = int8(min(body[0], 14))
+		case kind == tcpOptSACKOK && n == 2 && flags&syn != 0:
+			c.SACKPerm = true
+		case kind == tcpOptSACK && (n-2)%8 == 0:
+			for b := 0; b+8 <= len(body); b += 8 {
+				right := binary.BigEndian.Uint32(body[b+4:])
+				if c.SACKEdge == 0 || int32(right-c.SACKEdge) > 0 {
+					c.SACKEdge = right
+				}
+			}
+		}
+		i += n
 	}
-	return false
 }

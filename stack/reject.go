@@ -116,6 +116,26 @@ func buildTCPReset(out, b []byte, p *parsed) int {
 // offending IP header plus 8 bytes (v4, RFC 792) or as much as fits in
 // 1280 bytes (v6, RFC 4443). out must hold ipv6MinMTU bytes.
 func buildPortUnreachable(out, b []byte, p *parsed) int {
+	if p.family == 4 {
+		return buildICMPError(out, b, p, uint8(header.ICMPv4DstUnreachable), uint8(header.ICMPv4PortUnreachable))
+	}
+	return buildICMPError(out, b, p, uint8(header.ICMPv6DstUnreachable), uint8(header.ICMPv6PortUnreachable))
+}
+
+// buildAdminProhibited is buildPortUnreachable for reject_with =
+// "icmp-admin-prohibited": ICMP type 3 code 13 (communication
+// administratively prohibited, RFC 1812 §5.2.7.1) or ICMPv6 type 1 code 1
+// (administratively prohibited, RFC 4443 §3.1).
+func buildAdminProhibited(out, b []byte, p *parsed) int {
+	if p.family == 4 {
+		return buildICMPError(out, b, p, uint8(header.ICMPv4DstUnreachable), uint8(header.ICMPv4AdminProhibited))
+	}
+	return buildICMPError(out, b, p, uint8(header.ICMPv6DstUnreachable), uint8(header.ICMPv6Prohibited))
+}
+
+// buildICMPError writes an ICMP or ICMPv6 error of type typ and code code
+// about packet b, quoting as buildPortUnreachable describes.
+func buildICMPError(out, b []byte, p *parsed, typ, code uint8) int {
 	b = b[:p.end]
 	src, dst := addrs(b, p.family)
 	var ipLen, quote int
@@ -130,11 +150,7 @@ func buildPortUnreachable(out, b []byte, p *parsed) int {
 	total := ipLen + 8 + quote
 	putIPHeader(out, p.family, dst, src, proto, total)
 	m := out[ipLen:total]
-	if p.family == 4 {
-		m[0], m[1] = uint8(header.ICMPv4DstUnreachable), uint8(header.ICMPv4PortUnreachable)
-	} else {
-		m[0], m[1] = uint8(header.ICMPv6DstUnreachable), uint8(header.ICMPv6PortUnreachable)
-	}
+	m[0], m[1] = typ, code
 	m[4], m[5], m[6], m[7] = 0, 0, 0, 0
 	copy(m[8:], b[:quote])
 	setTransportChecksum(out[:total], p.family, ipLen, 2, proto)

@@ -78,6 +78,14 @@ type Stack struct {
 	dlog   *decisionLog
 	ctr    counters
 
+	rejects  *bucket       // [reject] max_rate
+	flowReg  *flowRegistry // relays' cancels, SYN-time verdicts
+	rechecks recheckSet    // flows a reload asked to decide again
+	flushes  *flushQueue   // add_to flush_flows requests for the flusher
+	// srcCount is conntrack's per-source flow count for max_conns, nil
+	// when the table offers none (SrcConns then stays 0).
+	srcCount sourceCounter
+
 	gs     *gstack.Stack
 	link   *linkEndpoint
 	txPool sync.Pool // *txBatch
@@ -137,7 +145,11 @@ func New(opts Options) (*Stack, error) {
 		echo:    opts.Echoer,
 		echoSem: make(chan struct{}, maxEchoes),
 	}
-	s.dlog = newDecisionLog(log, &s.ctr.logSuppressed)
+	s.dlog = newDecisionLog(log, &s.ctr.logSuppressed, nil)
+	s.rejects = newBucket(nil)
+	s.flowReg = newFlowRegistry()
+	s.flushes = newFlushQueue()
+	s.srcCount, _ = any(opts.Conntrack).(sourceCounter)
 	s.SetPolicy(opts.Policy)
 	if s.dialTCP == nil || s.dialUDP == nil {
 		d := NewDialer(opts.Egress)
@@ -231,6 +243,11 @@ func (s *Stack) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("stack: Run called twice")
 	}
+	var helpers sync.WaitGroup
+	helpers.Add(2)
+	// The flusher and the janitor end with ctx, before the teardown.
+	go func() { defer helpers.Done(); s.runFlusher(ctx) }()
+	go func() { defer helpers.Done(); s.runJanitor(ctx) }()
 	var readers sync.WaitGroup
 	for _, d := range s.devs {
 		readers.Add(1)
@@ -245,6 +262,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		_ = d.Close()
 	}
 	readers.Wait()
+	helpers.Wait()
 
 	s.mu.Lock()
 	s.closed = true
@@ -273,10 +291,38 @@ func (s *Stack) startFlow() bool {
 }
 
 // SetPolicy makes p decide every flow that starts from now on. Established
-// flows keep the verdict cached in conntrack.
+// flows keep the verdict cached in conntrack, unless p has [reload]
+// existing_flows = "recheck": then each tracked flow is decided again by p
+// on its next inbound packet, and ended when p no longer allows it.
 func (s *Stack) SetPolicy(p *policy.Policy) {
-	s.dlog.setRate(p.Log().Rate)
-	s.pol.Store(p)
+	s.dlog.setRate(p.LogRate())
+	r := p.RejectMaxRate()
+	s.rejects.set(r, max(int(r), 1))
+	old := s.pol.Swap(p)
+	if old != nil && p.RecheckExistingFlows() {
+		s.rechecks.mark(s.ct)
+	}
+}
+
+// runJanitor periodically summarises suppressed decision lines and prunes
+// the flow registries of flows conntrack no longer has, until ctx is done.
+// It is owned by Run.
+func (s *Stack) runJanitor(ctx context.Context) {
+	t := time.NewTicker(janitorEvery)
+	defer t.Stop()
+	var pass uint64
+	for {
+		select {
+		case <-ctx.Done():
+			s.dlog.flushSuppressed()
+			return
+		case <-t.C:
+			pass++
+			s.dlog.flushSuppressed()
+			s.flowReg.pruneArmed(s.ct, time.Now())
+			s.rechecks.prune(s.ct, pass)
+		}
+	}
 }
 
 // Stats returns a snapshot of the counters.

@@ -16,7 +16,6 @@ const (
 	reasonProto                 // a protocol this mode does not carry
 	reasonTransport             // transport header truncated or inconsistent
 	reasonChecksum              // TCP/UDP/ICMP checksum wrong
-	reasonFlags                 // impossible TCP flag combination
 	reasonICMPType              // an ICMP type a gateway does not pass
 	reasonICMPQuote             // an ICMP error quoting something unusable
 	numReasons
@@ -33,7 +32,6 @@ var reasonNames = [numReasons]string{
 	reasonProto:      "protocol",
 	reasonTransport:  "transport_header",
 	reasonChecksum:   "checksum",
-	reasonFlags:      "tcp_flags",
 	reasonICMPType:   "icmp_type",
 	reasonICMPQuote:  "icmp_quote",
 }
@@ -54,9 +52,10 @@ type Stats struct {
 
 	Malformed map[string]uint64 // dropped before conntrack, by reason (only non-zero reasons)
 
-	Invalid        uint64 // conntrack said INVALID and defaults.invalid dropped it
+	Invalid        uint64 // conntrack said INVALID (conntrack's own Invalid counter is the operator's view)
 	PolicyDrops    uint64 // new flows dropped by policy
 	PolicyRejects  uint64 // new flows rejected (RST / ICMP unreachable sent)
+	RejectsLimited uint64 // rejects answered with a drop because [reject] max_rate was exceeded
 	VerdictDrops   uint64 // packets of flows whose cached verdict is drop (after a payload hit)
 	CommitFailures uint64 // allowed flows that did not fit the table (ErrTableFull / ErrSourceLimit)
 	NewFlows       uint64 // flows committed
@@ -70,6 +69,12 @@ type Stats struct {
 	EchoDropped   uint64 // echo requests dropped: pinger busy or unavailable
 
 	LogSuppressed uint64 // decision log lines dropped by the rate limit
+
+	AuditHits        uint64 // audit-mode matches logged as would-<action>
+	FlowsFlushed     uint64 // tracked flows ended by add_to flush_flows
+	FlushesDropped   uint64 // flush requests refused because too many were queued
+	RecheckTeardowns uint64 // tracked flows ended because a reload's policy no longer allows them
+	InspectBusy      uint64 // SYNs of inspected flows dropped: too many handshakes awaiting their relay
 }
 
 // counters are the live, atomically updated Stats.
@@ -83,6 +88,8 @@ type counters struct {
 	tcpDialFailures, udpDialFailures, payloadHits     atomic.Uint64
 	echoForwarded, echoReplies, echoDropped           atomic.Uint64
 	logSuppressed                                     atomic.Uint64
+	rejectsLimited, auditHits, flowsFlushed           atomic.Uint64
+	flushesDropped, recheckTeardowns, inspectBusy     atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -103,6 +110,13 @@ func (c *counters) snapshot() Stats {
 		EchoReplies:     c.echoReplies.Load(),
 		EchoDropped:     c.echoDropped.Load(),
 		LogSuppressed:   c.logSuppressed.Load(),
+
+		RejectsLimited:   c.rejectsLimited.Load(),
+		AuditHits:        c.auditHits.Load(),
+		FlowsFlushed:     c.flowsFlushed.Load(),
+		FlushesDropped:   c.flushesDropped.Load(),
+		RecheckTeardowns: c.recheckTeardowns.Load(),
+		InspectBusy:      c.inspectBusy.Load(),
 	}
 	for r := reasonNone + 1; r < numReasons; r++ {
 		if n := c.malformed[r].Load(); n != 0 {

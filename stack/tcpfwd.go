@@ -36,17 +36,14 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	dst := addrPortOf(id.LocalAddress, id.LocalPort)
 	key := keyOf(protoTCP, client, dst)
 
-	// The flow was allowed by the policy current at its SYN; deciding
-	// again yields the verdict whose payload rules are armed. Should a
-	// reload in between have turned it into a refusal, honour that.
-	pol := s.pol.Load()
-	f := policy.Flow{Proto: protoTCP, Src: client.Addr(), Dst: dst.Addr(), SrcPort: client.Port(), DstPort: dst.Port()}
-	v := pol.Decide(&f)
-	if v.Action != policy.ActionAllow && pol.Mode() != policy.ModeAudit {
-		s.ct.SetVerdict(key, conntrack.Verdict{Action: uint8(v.Action), Rule: v.RuleID})
-		r.Complete(v.Action == policy.ActionReject)
-		return
-	}
+	// The flow was allowed at its SYN, and Decide ran then (it takes
+	// limit tokens, so it must not run again): an inspected flow's verdict
+	// was kept for this handler. A reload or flush since then has set the
+	// cached verdict or removed the flow, and its packets go nowhere.
+	armed, inspect := s.flowReg.take(key)
+	relayCtx, stopRelay := context.WithCancel(s.flowCtx)
+	defer stopRelay()
+	defer s.flowReg.register(key, stopRelay)()
 
 	ctx, cancel := context.WithTimeout(s.flowCtx, s.egress.DialTimeout.D())
 	up, err := s.dialTCP(ctx, dst)
@@ -74,22 +71,51 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 
 	conn := gonet.NewTCPConn(&wq, ep)
 	var ins streamInspector
-	if v.Armed {
+	var onHit func(policy.Hit)
+	if inspect {
+		pol, v := armed.pol, armed.v
+		f := policy.Flow{Proto: protoTCP, Src: client.Addr(), Dst: dst.Addr(), SrcPort: client.Port(), DstPort: dst.Port()}
 		if in := pol.NewInspector(&f, v); in != nil {
-			ins = in
+			ins = &auditingInspector{in: in, onAudit: func(h policy.Hit) { s.payloadAudit(pol, h, key) }}
 		}
+		onHit = func(h policy.Hit) { s.payloadHit(pol, h, key) }
 	}
-	onHit := func(h policy.Hit) {
-		s.ctr.payloadHits.Add(1)
-		s.ct.SetVerdict(key, conntrack.Verdict{Action: uint8(h.Action), Rule: h.RuleID})
-		s.dlog.write(&decisionRecord{
-			rule: pol.RuleNameAt(h.Rule), action: h.Action.String(), proto: protoTCP,
-			src: client, dst: dst, reason: reasonPayload, pattern: h.Pattern,
-		})
-	}
-	relayTCP(s.flowCtx, Stream{Conn: conn, Abort: ep.Abort}, upstreamStream(up), ins, onHit)
+	relayTCP(relayCtx, Stream{Conn: conn, Abort: ep.Abort}, upstreamStream(up), ins, onHit)
 }
 
+// auditingInspector keeps audit-mode payload hits from the relay, which
+// ends the flow on every drop or reject hit: they are logged and the flow
+// goes on.
+type auditingInspector struct {
+	in      *policy.Inspector
+	onAudit func(policy.Hit)
+}
+
+func (a *auditingInspector) Feed(dir policy.StreamDir, data []byte) (policy.Hit, bool) {
+	h, ok := a.in.Feed(dir, data)
+	if ok && h.Audit {
+		a.onAudit(h)
+		return policy.Hit{}, false
+	}
+	return h, ok
+}
+
+func (a *auditingInspector) Done() bool { return a.in.Done() }
+
+// payloadAudit logs an audit-mode payload hit as would-<action>.
+func (s *Stack) payloadAudit(pol *policy.Policy, h policy.Hit, key conntrack.Key) {
+	s.ctr.auditHits.Add(1)
+	s.logKey(pol.RuleNameAt(h.Rule), wouldName(h.Action), &key, reasonAudit, h.Pattern)
+}
+
+// payloadHit acts on a drop or reject payload hit, which ends the flow: the
+// verdict is cached first, so the log and conntrack agree with what the
+// peers observe.
+func (s *Stack) payloadHit(pol *policy.Policy, h policy.Hit, key conntrack.Key) {
+	s.ctr.payloadHits.Add(1)
+	s.ct.SetVerdict(key, conntrack.Verdict{Action: uint8(h.Action), Rule: h.RuleID})
+	s.logKey(pol.RuleNameAt(h.Rule), h.Action.String(), &key, reasonPayload, h.Pattern)
+}
 // addrPortOf converts a gVisor address and port.
 func addrPortOf(a tcpip.Address, port uint16) netip.AddrPort {
 	var ip netip.Addr

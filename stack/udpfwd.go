@@ -29,11 +29,16 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 		return true
 	}
 	conn := gonet.NewUDPConn(&wq, ep)
-	// Owned by the Stack: ends when the relay went idle, failed, or
-	// flowCtx was cancelled.
+	key := keyOf(protoUDP, client, dst)
+	relayCtx, stopRelay := context.WithCancel(s.flowCtx)
+	unregister := s.flowReg.register(key, stopRelay)
+	// Owned by the Stack: ends when the relay went idle, failed, or its
+	// context was cancelled (teardown, flush, recheck).
 	go func() {
 		defer s.flows.Done()
-		ctx, cancel := context.WithTimeout(s.flowCtx, s.egress.DialTimeout.D())
+		defer stopRelay()
+		defer unregister()
+		ctx, cancel := context.WithTimeout(relayCtx, s.egress.DialTimeout.D())
 		up, err := s.dialUDP(ctx, dst)
 		cancel()
 		if err != nil {
@@ -41,7 +46,7 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 			_ = conn.Close()
 			return
 		}
-		relayUDP(s.flowCtx, conn, up, s.cfg.UDPIdleTimeout.D())
+		relayUDP(relayCtx, conn, up, s.cfg.UDPIdleTimeout.D())
 		_ = conn.Close()
 		_ = up.Close()
 	}()
