@@ -123,6 +123,7 @@ func agentServe(ctx context.Context, args []string) error {
 type connRateResult struct {
 	OK         int64   `json:"ok"`
 	Errors     int64   `json:"errors"`
+	Stalled    int64   `json:"stalled"` // unfinished after more than 1 s when the run ended
 	Seconds    float64 `json:"seconds"`
 	PerSecond  float64 `json:"per_second"`
 	FirstError string  `json:"first_error,omitempty"`
@@ -160,7 +161,7 @@ func agentConnRate(ctx context.Context, args []string) error {
 	end := time.Now().Add(*d)
 	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
-	var ok, fails atomic.Int64
+	var ok, fails, stalled atomic.Int64
 	var firstErr atomic.Value
 	var ph phases
 	var ds dialSamples
@@ -176,11 +177,16 @@ func agentConnRate(ctx context.Context, args []string) error {
 				ds.mu.Unlock()
 			}()
 			for ctx.Err() == nil {
+				t0 := time.Now()
 				dial, err := reqResp(ctx, target, b[:], &ph)
 				if err != nil {
 					// Connections cut short by the end of the run are not
-					// failures; the dial's own timer may beat ctx's.
+					// failures; the dial's own timer may beat ctx's. One
+					// that had already waited a second is stalled, though.
 					if ctx.Err() != nil || !time.Now().Before(end) {
+						if time.Since(t0) > time.Second {
+							stalled.Add(1)
+						}
 						return
 					}
 					fails.Add(1)
@@ -195,7 +201,7 @@ func agentConnRate(ctx context.Context, args []string) error {
 	}
 	wg.Wait()
 	secs := time.Since(start).Seconds()
-	r := connRateResult{OK: ok.Load(), Errors: fails.Load(), Seconds: secs, PerSecond: float64(ok.Load()) / secs}
+	r := connRateResult{OK: ok.Load(), Errors: fails.Load(), Stalled: stalled.Load(), Seconds: secs, PerSecond: float64(ok.Load()) / secs}
 	if s, isStr := firstErr.Load().(string); isStr {
 		r.FirstError = s
 	}

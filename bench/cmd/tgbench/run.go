@@ -126,7 +126,6 @@ func cmdRun(ctx context.Context, args []string) error {
 			bench.Metric{Key: t.key + ".host", Label: "  host CPU, all processes", Unit: "s"})
 	}
 	metrics = append(metrics,
-		bench.Metric{Key: "connrate.errors", Label: "TCP new conns that failed", Unit: "conns"},
 		bench.Metric{Key: "peak_rss", Label: "gateway peak RSS (VmHWM)", Unit: "MiB"})
 	rep := bench.Report{
 		Started:  started.UTC(),

@@ -100,6 +100,8 @@ func tests() []test {
 				{Key: "connrate.dial_p99_us", Label: "  p99 connect", Unit: "us"},
 				{Key: "connrate.resp_us", Label: "  mean response", Unit: "us"},
 				{Key: "connrate.fin_us", Label: "  mean wait for server FIN", Unit: "us"},
+				{Key: "connrate.errors", Label: "  failed", Unit: "conns"},
+				{Key: "connrate.stalled", Label: "  stalled > 1 s at the end", Unit: "conns"},
 			},
 			run: func(ctx context.Context, e *env) (map[string]float64, error) {
 				var r connRateResult
@@ -112,8 +114,9 @@ func tests() []test {
 				}
 				out := map[string]float64{"connrate": r.PerSecond,
 					"connrate.dial_us": r.DialUs, "connrate.resp_us": r.RespUs, "connrate.fin_us": r.FinUs, "connrate.dial_p99_us": r.DialP99Us}
+				out["connrate.errors"] = float64(r.Errors)
+				out["connrate.stalled"] = float64(r.Stalled)
 				if r.Errors > 0 {
-					out["connrate.errors"] = float64(r.Errors)
 					e.note("connrate: %d failed, first: %s", r.Errors, r.FirstError)
 				}
 				return out, nil
