@@ -45,6 +45,7 @@ var ErrTooLarge = errors.New("ahocorasick: pattern set too large")
 type automaton struct {
 	cls      [256]uint8 // byte -> class
 	stride   uint32     // number of classes
+	maxLen   int        // longest pattern, which bounds a state's depth
 	n        uint32     // number of states
 	denseN   uint32
 	denseEnd uint32   // denseN * stride
@@ -154,6 +155,7 @@ func build(patterns [][]byte, ids []int, fold bool) (*automaton, error) {
 	kids := [][]edge{nil}
 	own := [][]int32{nil}
 	for _, id := range ids {
+		a.maxLen = max(a.maxLen, len(patterns[id]))
 		s := uint32(0)
 		for _, c := range patterns[id] {
 			cl := a.cls[c]

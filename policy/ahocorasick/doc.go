@@ -18,4 +18,10 @@
 // Deeper states beyond the budget keep only their trie edges plus a
 // failure link, so large pattern sets stay compact while the hot, shallow
 // states stay one load per byte.
+//
+// Walking a DFA is a chain of dependent loads, so its speed is the load
+// latency. When only one automaton exists and a buffer is long compared to
+// the longest pattern, Scan walks its two halves as two interleaved chains
+// (the second warmed up on the bytes just before the middle) so that the
+// loads overlap; see automaton.scan.
 package ahocorasick

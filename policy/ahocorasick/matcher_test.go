@@ -114,6 +114,9 @@ func check(t *testing.T, r *rand.Rand, patterns [][]byte, nocase []bool, data []
 	if got := scanSplit(m, data, cuts); !slices.Equal(got, want) {
 		t.Fatalf("split %v: got %v want %v\npatterns %q nocase %v data %q", cuts, got, want, patterns, nocase, data)
 	}
+	if got, w := findAll(m, data, nil), firstPerEnd(want); !slices.Equal(got, w) {
+		t.Fatalf("find whole: got %v want %v\npatterns %q nocase %v data %q", got, w, patterns, nocase, data)
+	}
 	if got, w := findAll(m, data, cuts), firstPerEnd(want); !slices.Equal(got, w) {
 		t.Fatalf("find split %v: got %v want %v\npatterns %q nocase %v data %q", cuts, got, w, patterns, nocase, data)
 	}
@@ -268,7 +271,7 @@ func TestEmpty(t *testing.T) {
 
 func TestScanAllocs(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	patterns, nocase := benchPatterns(r, 200, true)
+	patterns, nocase := benchPatterns(r, 200, true, true)
 	m, err := Build(patterns, nocase)
 	if err != nil {
 		t.Fatal(err)
@@ -289,14 +292,15 @@ func TestScanAllocs(t *testing.T) {
 	}
 }
 
-// benchPatterns makes n patterns of 4..24 bytes, printable-heavy like
-// real signatures; half nocase when mixed.
-func benchPatterns(r *rand.Rand, n int, mixed bool) ([][]byte, []bool) {
+// benchPatterns makes n patterns of 4..24 bytes like payload signatures:
+// printable text, plus arbitrary bytes in a quarter of them when binary;
+// every other one nocase when mixed.
+func benchPatterns(r *rand.Rand, n int, binary, mixed bool) ([][]byte, []bool) {
 	const printable = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/.-_=:; "
 	patterns := make([][]byte, n)
 	nocase := make([]bool, n)
 	for i := range patterns {
-		if i%4 == 0 {
+		if binary && i%4 == 0 {
 			patterns[i] = randBytes(r, 4+r.IntN(20), allBytes)
 		} else {
 			patterns[i] = randBytes(r, 4+r.IntN(20), printable)
@@ -316,11 +320,17 @@ func benchPayload(r *rand.Rand, patterns [][]byte) []byte {
 	return data
 }
 
+// BenchmarkScan scans 1500-byte packets of HTTP-like text with some
+// binary bytes and a few planted hits.
 func BenchmarkScan(b *testing.B) {
+	type variant struct {
+		name          string
+		binary, mixed bool
+	}
 	for _, n := range []int{10, 1000, 10000} {
-		for _, mixed := range []bool{false, true} {
+		for _, v := range []variant{{"", false, false}, {"/mixedcase", false, true}, {"/binary", true, false}} {
 			r := rand.New(rand.NewPCG(9, uint64(n)))
-			patterns, nocase := benchPatterns(r, n, mixed)
+			patterns, nocase := benchPatterns(r, n, v.binary, v.mixed)
 			m, err := Build(patterns, nocase)
 			if err != nil {
 				b.Fatal(err)
@@ -329,11 +339,7 @@ func BenchmarkScan(b *testing.B) {
 			for i := range payloads {
 				payloads[i] = benchPayload(r, patterns)
 			}
-			name := fmt.Sprintf("patterns=%d", n)
-			if mixed {
-				name += "/mixedcase"
-			}
-			b.Run(name, func(b *testing.B) {
+			b.Run(fmt.Sprintf("patterns=%d%s", n, v.name), func(b *testing.B) {
 				b.SetBytes(1500)
 				b.ReportAllocs()
 				var hits int
@@ -347,5 +353,24 @@ func BenchmarkScan(b *testing.B) {
 				_ = hits
 			})
 		}
+	}
+}
+
+// TestLongBuffers covers the interleaved two-chain walk (long buffers),
+// including matches around the middle and stops inside both halves, with
+// Find resuming after every match.
+func TestLongBuffers(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for iter := range 300 {
+		alpha := []string{"ab", "abc", "aAbBcCdD", allBytes}[iter%4]
+		np := 1 + r.IntN(20)
+		patterns := make([][]byte, np)
+		nocase := make([]bool, np)
+		for i := range patterns {
+			patterns[i] = randBytes(r, 1+r.IntN(12), alpha)
+			nocase[i] = iter%2 == 1 && r.IntN(3) == 0
+		}
+		data := randBytes(r, 200+r.IntN(3000), alpha)
+		check(t, r, patterns, nocase, data)
 	}
 }

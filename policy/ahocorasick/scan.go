@@ -68,12 +68,73 @@ func (m *Matcher) Scan(st State, data []byte, fn func(patternID int, end int) bo
 	return m.scan2(st, data, fn)
 }
 
+// scan is Scan for one automaton. Walking a DFA is one dependent load per
+// byte, so a long buffer is walked as two interleaved chains whose loads
+// overlap: chain A from st over the first half, chain B from the start
+// state beginning maxLen bytes before the middle. A state is the longest
+// suffix of the input that is a pattern prefix, at most maxLen long, so
+// from the middle on B is in exactly the state a single walk would be.
+// B's matches ending after the middle must wait for A's, so B pauses at
+// its first one until A has finished.
 func (a *automaton) scan(st uint32, data []byte, fn func(int, int) bool) uint32 {
-	dense, denseEnd, matchLo, cls := a.dense, a.denseEnd, a.matchLo, &a.cls
 	s := a.code(st)
-	for i := 0; i < len(data); {
+	mid := len(data) / 2
+	if a.maxLen > 32 || mid < 4*a.maxLen || mid < 64 {
+		s, _, _ = a.run(s, data, 0, len(data), fn)
+		return a.slot(s)
+	}
+	dense, denseEnd, matchLo, cls := a.dense, a.denseEnd, a.matchLo, &a.cls
+	x, i := s, 0
+	y, j := uint32(0), mid-a.maxLen
+	pending := false
+	for i < mid {
+		cx, cy := uint32(cls[data[i]]), cls[data[j]]
+		if x < denseEnd {
+			x = dense[x+cx]
+		} else {
+			x = a.slow(x, uint8(cx))
+		}
+		if y < denseEnd {
+			y = dense[y+uint32(cy)]
+		} else {
+			y = a.slow(y, cy)
+		}
+		i++
+		j++
+		if x >= matchLo {
+			for _, id := range a.out(x) {
+				if !fn(int(id), i) {
+					return a.slot(x)
+				}
+			}
+		}
+		if y >= matchLo && j > mid && len(a.out(y)) > 0 {
+			pending = true
+			break
+		}
+	}
+	if pending {
+		var stopped bool
+		if x, _, stopped = a.run(x, data, i, mid, fn); stopped {
+			return a.slot(x)
+		}
+		for _, id := range a.out(y) {
+			if !fn(int(id), j) {
+				return a.slot(y)
+			}
+		}
+	}
+	y, _, _ = a.run(y, data, j, len(data), fn)
+	return a.slot(y)
+}
+
+// run walks data[from:to] from code s as one chain, reporting to fn. It
+// returns the code reached, the position and whether fn stopped it.
+func (a *automaton) run(s uint32, data []byte, from, to int, fn func(int, int) bool) (uint32, int, bool) {
+	dense, denseEnd, matchLo, cls := a.dense, a.denseEnd, a.matchLo, &a.cls
+	data = data[:to]
+	for i := from; i < len(data); {
 		if s < denseEnd {
-			// The hot loop: one add and one load on the dependency chain.
 			s = dense[s+uint32(cls[data[i]])]
 			i++
 			if s < matchLo {
@@ -85,32 +146,21 @@ func (a *automaton) scan(st uint32, data []byte, fn func(int, int) bool) uint32 
 		}
 		for _, id := range a.out(s) {
 			if !fn(int(id), i) {
-				return a.slot(s)
+				return s, i, true
 			}
 		}
 	}
-	return a.slot(s)
+	return s, len(data), false
 }
 
 func (a *automaton) find(st uint32, data []byte) (uint32, int, int, bool) {
-	dense, denseEnd, matchLo, cls := a.dense, a.denseEnd, a.matchLo, &a.cls
-	s := a.code(st)
-	for i := 0; i < len(data); {
-		if s < denseEnd {
-			s = dense[s+uint32(cls[data[i]])]
-			i++
-			if s < matchLo {
-				continue
-			}
-		} else {
-			s = a.slow(s, cls[data[i]])
-			i++
-		}
-		if o := a.out(s); len(o) > 0 {
-			return a.slot(s), int(o[0]), i, true
-		}
-	}
-	return a.slot(s), 0, 0, false
+	var id, end int
+	found := false
+	s := a.scan(st, data, func(pid, e int) bool {
+		id, end, found = pid, e, true
+		return false
+	})
+	return s, id, end, found
 }
 
 func (m *Matcher) scan2(st State, data []byte, fn func(int, int) bool) State {
