@@ -187,7 +187,7 @@ func (t *TLSState) progress() {
 }
 
 func (t *TLSState) fail(err error) Status {
-	t.status, t.err = NotTLS, err
+	t.status, t.err, t.sniN = NotTLS, err, 0
 	return NotTLS
 }
 
