@@ -100,7 +100,7 @@ func TestTLSLive(t *testing.T) {
 func TestTLSSynthetic(t *testing.T) {
 	grease := ext(0x3a3a, nil)
 	ech := ext(0xfe0d, bytes.Repeat([]byte{0xab}, 200)) // encrypted inner hello
-	keyShare := ext(51, bytes.Repeat([]byte{1}, 1700)) // makes a ~1.8 KB hello
+	keyShare := ext(51, bytes.Repeat([]byte{1}, 1700))  // makes a ~1.8 KB hello
 	cases := []struct {
 		name string
 		msg  []byte
