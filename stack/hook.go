@@ -18,12 +18,12 @@ import (
 type hookAction uint8
 
 const (
-	hookDrop       hookAction = iota // discard (already counted)
-	hookInject                       // hand to gVisor
-	hookEcho                         // an allowed echo request: forward it for real, never to gVisor
-	hookRejectTCP                    // answer with a TCP RST
-	hookRejectICMP                   // answer with ICMP / ICMPv6 port unreachable
-	hookRejectAdmin                  // answer with ICMP / ICMPv6 administratively prohibited
+	hookDrop        hookAction = iota // discard (already counted)
+	hookInject                        // hand to gVisor
+	hookEcho                          // an allowed echo request: forward it for real, never to gVisor
+	hookRejectTCP                     // answer with a TCP RST
+	hookRejectICMP                    // answer with ICMP / ICMPv6 port unreachable
+	hookRejectAdmin                   // answer with ICMP / ICMPv6 administratively prohibited
 )
 
 // readLoop is one device's reader. It ends when the device is closed (Run

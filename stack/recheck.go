@@ -23,7 +23,7 @@ type recheckSet struct {
 }
 
 type recheckShard struct {
-	mu sync.Mutex                // guards m
+	mu sync.Mutex               // guards m
 	m  map[conntrack.Key]uint64 // original-direction key -> janitor pass that last saw the flow
 	_  [cacheLinePad]byte
 }

@@ -116,6 +116,7 @@ func (s *Stack) payloadHit(pol *policy.Policy, h policy.Hit, key conntrack.Key) 
 	s.ct.SetVerdict(key, conntrack.Verdict{Action: uint8(h.Action), Rule: h.RuleID})
 	s.logKey(pol.RuleNameAt(h.Rule), h.Action.String(), &key, reasonPayload, h.Pattern)
 }
+
 // addrPortOf converts a gVisor address and port.
 func addrPortOf(a tcpip.Address, port uint16) netip.AddrPort {
 	var ip netip.Addr
