@@ -48,6 +48,9 @@ type Host struct {
 	Iperf3 string `json:"iperf3"`
 	Nft    string `json:"nft"`
 	Peer   string `json:"peer,omitempty"`
+	// LoadAvg is /proc/loadavg at the start: figures taken on a busy
+	// host are noise.
+	LoadAvg string `json:"loadavg"`
 }
 
 // BuildRows turns per-variant results (variant -> metric key -> value)

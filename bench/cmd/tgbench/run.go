@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,14 @@ func cmdRun(ctx context.Context, args []string) error {
 	}
 
 	started := time.Now()
+	host := hostInfo(o.peer)
+	var busyNote string
+	if f := strings.Fields(host.LoadAvg); len(f) > 0 {
+		if load, err := strconv.ParseFloat(f[0], 64); err == nil && load > float64(host.CPUs)/2 {
+			busyNote = fmt.Sprintf("host was busy at the start (load average %s on %d CPUs): figures are noisy", f[0], host.CPUs)
+			fmt.Fprintln(os.Stderr, "warning:", busyNote)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 
@@ -99,6 +108,9 @@ func cmdRun(ctx context.Context, args []string) error {
 
 	results := map[string]map[string]float64{}
 	var notes []string
+	if busyNote != "" {
+		notes = append(notes, busyNote)
+	}
 	note := func(format string, a ...any) {
 		s := fmt.Sprintf(format, a...)
 		notes = append(notes, s)
@@ -130,7 +142,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	rep := bench.Report{
 		Started:  started.UTC(),
 		Elapsed:  time.Since(started).Round(time.Second).String(),
-		Host:     hostInfo(o.peer),
+		Host:     host,
 		Quick:    o.quick,
 		Duration: o.d.String(),
 		Variants: names,
@@ -153,7 +165,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("elapsed %s; written to %s\n", rep.Elapsed, path)
-	if len(notes) > 0 {
+	if len(notes) > 0 && !(len(notes) == 1 && busyNote != "") {
 		return errors.New("some measurements failed; see the notes")
 	}
 	return nil
@@ -307,6 +319,9 @@ func hostInfo(peer string) bench.Host {
 		out, _ := exec.Command(name, args...).Output()
 		line, _, _ := strings.Cut(string(out), "\n")
 		return strings.TrimSpace(line)
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		h.LoadAvg = strings.TrimSpace(string(b))
 	}
 	h.Iperf3 = first("iperf3", "--version")
 	h.Nft = first("nft", "--version")
