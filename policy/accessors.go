@@ -30,6 +30,13 @@ func compileInspect(c InspectConfig, errs *cfgerr.List) InspectConfig {
 	if c.StreamDepth < 0 {
 		errs.Addf("stream_depth must not be negative", "inspect", "stream_depth")
 	}
+	switch c.OnIncomplete {
+	case "":
+		c.OnIncomplete = "no-match"
+	case "no-match", "drop":
+	default:
+		errs.Addf(fmt.Sprintf("unknown on_incomplete %q (want no-match or drop)", c.OnIncomplete), "inspect", "on_incomplete")
+	}
 	if c.MaxBytes == 0 {
 		c.MaxBytes = DefaultInspectMaxBytes
 	}

@@ -23,6 +23,8 @@ const (
 	RejectTCPReset                              // TCP RST
 	RejectICMPPortUnreachable                   // ICMP port unreachable / ICMPv6 port unreachable
 	RejectICMPAdminProhibited                   // ICMP type 3 code 13 / ICMPv6 type 1 code 1
+	RejectHTTP403                               // answer "403 Forbidden" (HTTP403Response) on the client connection, then close it
+	RejectDNSNXDomain                           // answer the DNS query with NXDOMAIN (l7.NXDomain)
 )
 
 // CtState is the connection-tracking state of the packet being decided.
@@ -87,7 +89,32 @@ type Verdict struct {
 	RuleID  uint32     // stable ID of the deciding rule's name across reloads; 0 for the default
 	LogRule int        // index of the first matching action="log" rule, -1 if none
 	Log     bool       // the decision should be logged (rule log=true or [log] decisions)
-	Armed   bool       // payload rules are armed on this flow: call NewInspector
+	Armed   bool       // payload rules (or per-request http rules) are armed on this flow: call NewInspector
+
+	// Pending: a rule whose L3/L4 part matches needs an L7 field (Rule is
+	// its index), so the flow is not decided yet. Action is ActionAllow
+	// only in the sense that the flow may open: the caller completes the
+	// client's handshake and then, for Need&NeedDNS, decides every DNS
+	// query with DecideDNS; otherwise it extracts the fields with
+	// NewL7Extractor and calls Resume for the final verdict.
+	Pending bool
+	Need    L7Need // with Pending: the fields rules from Rule on may read
+
+	// Field and Value are the L7 field that decided (FieldNone when L3/L4
+	// did) and its normalized value, for the log and conntrack. Resume
+	// always sets Value when a field decided; DecideDNS only when the
+	// verdict is logged or not an allow (it is the caller's q.Name()).
+	Field L7Field
+	Value string
+	// Incomplete: Resume under [inspect] on_incomplete = "drop" dropped a
+	// flow whose field did not arrive complete within the budget.
+	Incomplete bool
+
+	// at is 1 + the rule index evaluation resumes from (0: never
+	// pending); httpEach asks NewInspector to check every later HTTP
+	// request.
+	at       int32
+	httpEach bool
 
 	// Audit lists, in file order, the rules that matched in audit mode
 	// (rule mode = "audit", or every drop/reject under [defaults] mode =
@@ -118,14 +145,49 @@ const (
 	ToClient
 )
 
-// Hit is a payload rule that matched a flow's stream.
+// Hit is a payload rule that matched a flow's stream, or an HTTP request
+// on a kept-alive connection that the http.* rules refuse.
 type Hit struct {
 	Rule    int
 	RuleID  uint32
 	Action  Action
-	Reject  RejectKind
-	Pattern string // the configured pattern, for logs
+	Reject  RejectKind // for http.* rules possibly RejectHTTP403
+	Pattern string     // the configured pattern (payload hits), for logs
+	// Field and Value: the L7 field that decided and its value, for an
+	// HTTP request hit (FieldHTTPHost, ...), or FieldPayload with Value =
+	// Pattern.
+	Field L7Field
+	Value string
 	// Audit: the rule is in audit mode (or a drop/reject under [defaults]
 	// mode = "audit"): log would-<Action>, keep the flow.
 	Audit bool
 }
+
+// L7Field names a field an L7 rule decides on.
+type L7Field uint8
+
+const (
+	FieldNone       L7Field = iota
+	FieldSNI                // tls.sni
+	FieldHTTPHost           // http.host
+	FieldHTTPMethod         // http.method
+	FieldHTTPPath           // http.path
+	FieldDNSQName           // dns.qname
+	FieldPayload            // a payload pattern
+)
+
+// L7Need is a set of fields, one bit per L7Field.
+type L7Need uint8
+
+const (
+	NeedSNI        L7Need = 1 << FieldSNI
+	NeedHTTPHost   L7Need = 1 << FieldHTTPHost
+	NeedHTTPMethod L7Need = 1 << FieldHTTPMethod
+	NeedHTTPPath   L7Need = 1 << FieldHTTPPath
+	NeedDNS        L7Need = 1 << FieldDNSQName
+	NeedHTTP              = NeedHTTPHost | NeedHTTPMethod | NeedHTTPPath
+)
+
+// HTTP403Response is what the stack sends for RejectHTTP403 before
+// closing the client connection.
+const HTTP403Response = "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nForbidden\n"

@@ -48,6 +48,9 @@ type Policy struct {
 	logBurst      int
 	recheck       bool // [reload] existing_flows = "recheck"
 	invalidRules  bool // some rule lists ct_state "invalid"
+
+	incompleteDrop bool         // [inspect] on_incomplete = "drop"
+	pay            payloadIndex // every payload literal, one automaton per direction
 }
 
 // rejectWith is a configured reject_with; it is resolved against the flow's
@@ -59,6 +62,8 @@ const (
 	rejectWithTCPReset
 	rejectWithICMP
 	rejectWithAdmin
+	rejectWithHTTP403
+	rejectWithNXDomain
 )
 
 func parseRejectWith(s string) (rejectWith, bool) {
@@ -71,6 +76,10 @@ func parseRejectWith(s string) (rejectWith, bool) {
 		return rejectWithICMP, true
 	case "icmp-admin-prohibited":
 		return rejectWithAdmin, true
+	case "http-403":
+		return rejectWithHTTP403, true
+	case "dns-nxdomain":
+		return rejectWithNXDomain, true
 	}
 	return 0, false
 }
@@ -93,10 +102,16 @@ func Compile(cfg Config) (*Policy, error) {
 	p.compileSets(cfg.Sets, cfg.Dir, &errs)
 	p.compileRules(cfg.Rules, &errs)
 	p.inspect = compileInspect(cfg.Inspect, &errs)
+	p.incompleteDrop = p.inspect.OnIncomplete == "drop"
 	p.log, p.decisions = compileLog(cfg.Log, &errs)
 	p.logRate, p.logBurst = logBudget(p.log)
 	p.rejectMaxRate = compileReject(cfg.Reject, &errs)
 	p.recheck = compileReload(cfg.Reload, &errs)
+	if len(errs) == 0 {
+		if err := p.buildPayloadIndex(); err != nil {
+			errs.Addf(err.Error(), "rule")
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -126,8 +141,9 @@ func (p *Policy) compileDefaults(d *Defaults, errs *cfgerr.List) {
 		p.invalid = a
 	}
 	rw, ok := parseRejectWith(d.RejectWith)
-	if !ok {
-		errs.Addf(fmt.Sprintf("unknown reject_with %q (want auto, tcp-reset, icmp-port-unreachable or icmp-admin-prohibited)", d.RejectWith), "defaults", "reject_with")
+	if !ok || rw == rejectWithHTTP403 || rw == rejectWithNXDomain {
+		errs.Addf(fmt.Sprintf("unknown reject_with %q (want auto, tcp-reset, icmp-port-unreachable or icmp-admin-prohibited; http-403 and dns-nxdomain belong on http.* and dns.qname rules)", d.RejectWith), "defaults", "reject_with")
+		rw = rejectAuto
 	}
 	p.defReject = rw
 	switch d.Mode {

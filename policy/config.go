@@ -75,6 +75,45 @@ type RuleConfig struct {
 	RejectWith string          `toml:"reject_with"`
 	Log        bool            `toml:"log"`
 	Mode       string          `toml:"mode"` // enforce (default) | audit
+
+	// L7 field conditions (TOML dotted keys: tls.sni = { suffix = [...] }).
+	// A rule with them decides only once the field is known: see
+	// Verdict.Pending and Resume for tls/http, DecideDNS for dns.
+	TLS  *TLSMatch  `toml:"tls"`
+	HTTP *HTTPMatch `toml:"http"`
+	DNS  *DNSMatch  `toml:"dns"`
+}
+
+// TLSMatch holds the tls.* keys of a rule.
+type TLSMatch struct {
+	SNI *StringMatch `toml:"sni"` // the ClientHello server_name
+}
+
+// HTTPMatch holds the http.* keys of a rule; the ones given must all
+// match the same request.
+type HTTPMatch struct {
+	Host   *StringMatch `toml:"host"`   // Host (or absolute-form authority), no port
+	Method *StringMatch `toml:"method"` // case-sensitive, as sent
+	Path   *StringMatch `toml:"path"`   // the request target's path and query, as sent
+}
+
+// DNSMatch holds the dns.* keys of a rule.
+type DNSMatch struct {
+	QName *StringMatch `toml:"qname"` // the question name of each query
+}
+
+// StringMatch is one L7 field condition. It matches when any listed value
+// matches (the lists OR together), or, with Absent, when the field is not
+// there at all. Names (tls.sni, http.host, dns.qname) are compared
+// lower-cased without a trailing dot, and their suffix is label-aware;
+// "@set" in exact or suffix names a domain set.
+type StringMatch struct {
+	Exact   List `toml:"exact"`
+	Suffix  List `toml:"suffix"`
+	Prefix  List `toml:"prefix"`
+	Keyword List `toml:"keyword"` // substring
+	Regex   List `toml:"regex"`   // RE2 (Go regexp), unanchored
+	Absent  bool `toml:"absent"`  // matches when the field could not be read
 }
 
 // LimitConfig is a rule's limit: a token bucket per key.
@@ -100,11 +139,26 @@ type AddToConfig struct {
 	FlushFlows bool   `toml:"flush_flows"` // also tear down that address's tracked flows
 }
 
-// PayloadConfig is one element of a rule's payload list.
+// PayloadConfig is one element of a rule's payload list. A rule's entries
+// must all match (an AND sequence); an entry with distance or within is
+// placed relative to the previous entry's match.
 type PayloadConfig struct {
-	Contains string `toml:"contains"`
-	NoCase   bool   `toml:"nocase"`
-	Dir      string `toml:"dir"` // to_server | to_client | both (default to_server)
+	Contains string `toml:"contains"` // a literal
+	Hex      string `toml:"hex"`      // a byte-exact literal in hex: "de ad be ef" (blanks optional)
+	Regex    string `toml:"regex"`    // RE2 over the stream text, see the README
+	NoCase   bool   `toml:"nocase"`   // ASCII case folding (contains, regex)
+	Dir      string `toml:"dir"`      // to_server | to_client | both (default to_server)
+
+	// Offset and Depth bound where an entry may match, in absolute
+	// positions of its direction's stream: it must start at or after
+	// Offset and end at or before Offset+Depth (0 = no bound).
+	Offset int64 `toml:"offset"`
+	Depth  int64 `toml:"depth"`
+	// Distance and Within make the entry relative to the previous one's
+	// match ending at E: it must start at or after E+Distance and end at
+	// or before E+Distance+Within (nil = not given).
+	Distance *int64 `toml:"distance"`
+	Within   *int64 `toml:"within"`
 }
 
 // InspectConfig is the [inspect] section.
@@ -112,6 +166,11 @@ type InspectConfig struct {
 	MaxBytes    units.Size     `toml:"max_bytes"`    // default 16384
 	Timeout     units.Duration `toml:"timeout"`      // default 500ms
 	StreamDepth units.Size     `toml:"stream_depth"` // default 1MiB, 0 = whole stream
+	// OnIncomplete is what a pending flow gets when some client bytes
+	// arrived but max_bytes or timeout ran out before the field was
+	// complete: "no-match" (default; the fields count as absent) or
+	// "drop".
+	OnIncomplete string `toml:"on_incomplete"`
 
 	// StreamDepthSet says stream_depth was written in the file, so that an
 	// explicit 0 (whole stream) is told apart from an absent key (1MiB).

@@ -8,36 +8,78 @@ package policy
 // evaluation continues past all of those. A packet with CtState invalid
 // that no rule matches gets defaults.invalid, any other defaults.policy.
 //
+// A rule with tls/http/dns keys whose L3/L4 part matches stops the walk:
+// the verdict is Pending at that rule (see Verdict.Pending, Resume,
+// DecideDNS). Rules before it decide without waiting.
+//
 // Decide changes no set (see ApplyAddTo) but does take tokens from the
 // limits of rules it evaluates to the end, so call it once per packet.
 // It allocates nothing.
 func (p *Policy) Decide(f *Flow) Verdict {
 	v := Verdict{Rule: -1, LogRule: -1}
+	p.walk(f, &v, 0, nil, evalDecide)
+	return v
+}
+
+// evalMode says what a walk over the rules knows and may change.
+type evalMode uint8
+
+const (
+	evalDecide  evalMode = iota // no L7 fields yet: an L7 rule makes the flow pending
+	evalResume                  // the flow's fields are known: its final verdict
+	evalRecheck                 // a later HTTP request or a DNS query: limits are peeked, add_to not recorded
+)
+
+// walk evaluates the rules from index from on. fields is nil in
+// evalDecide.
+func (p *Policy) walk(f *Flow, v *Verdict, from int32, fields *L7Fields, mode evalMode) {
 	var in matchIn
 	p.prepare(f, &in)
-	armed := false
+	armed := v.Armed
 	c := p.candidates(f.Proto, f.DstPort)
 	for {
 		ri, ok := c.next()
 		if !ok {
 			break
 		}
+		if ri < from {
+			continue
+		}
 		r := &p.rules[ri]
 		if r.firstFail(&in) != condNone {
 			continue
 		}
-		if r.limit != nil && !r.limit.match(r.limitKey(&in), in.clk.get()) {
-			continue
+		if r.limit != nil {
+			if mode == evalRecheck {
+				if !r.limit.peek(r.limitKey(&in), in.clk.get()) {
+					continue
+				}
+			} else if !r.limit.match(r.limitKey(&in), in.clk.get()) {
+				continue
+			}
 		}
 		if r.payload != nil {
 			armed = true
 			continue
 		}
+		field := FieldNone
+		if r.l7 != nil {
+			if mode == evalDecide {
+				v.Action, v.Rule, v.RuleID = ActionAllow, int(ri), r.id
+				v.Pending, v.at, v.Armed = true, ri+1, armed
+				v.Need = r.l7.need | p.needAfter(c, &in)
+				return
+			}
+			var ok bool
+			if ok, field = r.l7.match(fields); !ok {
+				continue
+			}
+		}
 		if r.audit {
 			v.addAudit(ri, r.id, r.action)
 			continue
 		}
-		if r.addTo != nil {
+		if r.addTo != nil && mode != evalRecheck {
 			v.addAddTo(ri, r.addTo, &in)
 		}
 		if r.isLog {
@@ -48,10 +90,11 @@ func (p *Policy) Decide(f *Flow) Verdict {
 		}
 		v.Action, v.Rule, v.RuleID = r.action, int(ri), r.id
 		v.Log = r.log
-		p.finish(&v, f.Proto, r.reject, armed)
-		return v
+		v.Field = field
+		p.finish(v, f.Proto, r.reject, armed)
+		return
 	}
-	v.Action = p.defAction
+	v.Action, v.Rule, v.RuleID = p.defAction, -1, 0
 	if f.CtState == CtInvalid {
 		v.Action = p.invalid
 	}
@@ -59,8 +102,23 @@ func (p *Policy) Decide(f *Flow) Verdict {
 		v.addAudit(-1, 0, v.Action)
 		v.Action = ActionAllow
 	}
-	p.finish(&v, f.Proto, p.defReject, armed)
-	return v
+	p.finish(v, f.Proto, p.defReject, armed)
+}
+
+// needAfter is the union of the fields the L7 rules left in c need, of
+// those whose L3/L4 part matches: what an extractor must look for.
+func (p *Policy) needAfter(c candidates, in *matchIn) L7Need {
+	var n L7Need
+	for {
+		ri, ok := c.next()
+		if !ok {
+			return n
+		}
+		r := &p.rules[ri]
+		if r.l7 != nil && r.l7.need&^n != 0 && r.firstFail(in) == condNone {
+			n |= r.l7.need
+		}
+	}
 }
 
 func (v *Verdict) addAudit(rule int32, id uint32, a Action) {
@@ -108,6 +166,10 @@ func resolveReject(rw rejectWith, proto uint8) RejectKind {
 		return RejectICMPPortUnreachable
 	case rw == rejectWithAdmin:
 		return RejectICMPAdminProhibited
+	case rw == rejectWithHTTP403:
+		return RejectHTTP403
+	case rw == rejectWithNXDomain:
+		return RejectDNSNXDomain
 	case proto == 6:
 		return RejectTCPReset
 	}

@@ -18,12 +18,32 @@ type RuleTrace struct {
 	Action  string // allow, drop, reject/KIND, log, or would-ACTION for audit hits
 }
 
+// ExplainInput is what Explain knows of a flow beyond its first packet.
+type ExplainInput struct {
+	// Payload, when not nil, is the first bytes the client sends: armed
+	// payload rules are checked against it, and when Fields is nil the
+	// L7 fields are extracted from it as the gateway would.
+	Payload []byte
+	// Fields are the flow's L7 fields (or one DNS query's name); nil
+	// with no Payload: every field is absent.
+	Fields *L7Fields
+}
+
 // Explain traces f through every rule in file order, saying why each
 // rule did or did not match and which step decided. payload, when not
 // nil, is treated as the first bytes the client sends: armed payload rules
 // are checked against it. Unlike Decide it takes no limit tokens, reads
 // the rules linearly and allocates freely; it is for people, not packets.
 func (p *Policy) Explain(f *Flow, payload []byte) []RuleTrace {
+	return p.ExplainWith(f, ExplainInput{Payload: payload})
+}
+
+// ExplainWith is Explain with L7 fields: rules with tls/http/dns keys are
+// decided on in.Fields (or on what in.Payload yields) as Resume and
+// DecideDNS would.
+func (p *Policy) ExplainWith(f *Flow, x ExplainInput) []RuleTrace {
+	payload := x.Payload
+	fields, fieldsFrom := p.explainFields(x)
 	var in matchIn
 	p.prepare(f, &in)
 	out := make([]RuleTrace, 0, len(p.rules)+1)
@@ -52,20 +72,29 @@ func (p *Policy) Explain(f *Flow, payload []byte) []RuleTrace {
 			out = append(out, t)
 			continue
 		}
+		if r.l7 != nil {
+			ok, why := p.explainL7(r, fields, fieldsFrom)
+			if !ok {
+				t.Why = why
+				out = append(out, t)
+				continue
+			}
+			t.Why = why + "; "
+		}
 		t.Matched = true
 		switch {
 		case r.payload != nil:
-			t.Why = "L3/L4 conditions hold: payload patterns armed"
+			t.Why += "L3/L4 conditions hold: payload patterns armed"
 			t.Action = p.ruleAction(r, f.Proto)
 			armed = append(armed, len(out))
 		case r.audit:
-			t.Why = "matched in audit mode: logged, evaluation continues"
+			t.Why += "matched in audit mode: logged, evaluation continues"
 			t.Action = "would-" + p.ruleAction(r, f.Proto)
 		case r.isLog:
-			t.Why = "matched: logged, evaluation continues"
+			t.Why += "matched: logged, evaluation continues"
 			t.Action = "log"
 		default:
-			t.Why = "all conditions hold"
+			t.Why += "all conditions hold"
 			t.Action = p.ruleAction(r, f.Proto)
 			t.Decides = true
 			decided = len(out)
@@ -106,7 +135,7 @@ func (p *Policy) Explain(f *Flow, payload []byte) []RuleTrace {
 		switch {
 		case payload == nil:
 			t.Why += " (no --payload given)"
-		case r.payloadMatch(payload):
+		case p.payloadMatch(r, f, payload):
 			if r.audit {
 				t.Why += "; payload matches: logged, flow continues"
 				t.Action = "would-" + t.Action
@@ -124,17 +153,52 @@ func (p *Policy) Explain(f *Flow, payload []byte) []RuleTrace {
 	return out
 }
 
-func (r *rule) payloadMatch(b []byte) bool {
-	for i := range r.payload {
-		pt := &r.payload[i]
-		if pt.dirs&(1<<ToServer) == 0 {
-			continue
-		}
-		if _, ok := pt.scan(0, b); ok {
-			return true
+// payloadMatch runs rule r's payload list over b as the client's first
+// bytes, through the same Inspector the relay uses.
+func (p *Policy) payloadMatch(r *rule, f *Flow, b []byte) bool {
+	in := &Inspector{p: p, best: -1, ents: make([]entryState, len(r.payload.entries)),
+		rules: []armedRule{{pr: r.payload}}}
+	for i := range in.ents {
+		in.ents[i].last, in.ents[i].prev = -1, -1
+		if e := &r.payload.entries[i]; e.re != nil && e.lit == nil {
+			in.noPre = true
 		}
 	}
-	return false
+	in.scan = in.onMatch
+	_, ok := in.Feed(ToServer, b)
+	return ok
+}
+
+// explainFields resolves the L7 fields Explain decides on, and says where
+// they came from.
+func (p *Policy) explainFields(x ExplainInput) (*L7Fields, string) {
+	if x.Fields != nil {
+		x.Fields.normalize()
+		return x.Fields, "given"
+	}
+	if x.Payload == nil {
+		return &L7Fields{}, "no L7 field given"
+	}
+	e := &L7Extractor{max: int(p.inspect.MaxBytes), tryTLS: true, tryHTTP: true}
+	e.Feed(x.Payload)
+	return e.Fields(), "from --payload"
+}
+
+// explainL7 decides rule r's L7 conditions on fields and says why.
+func (p *Policy) explainL7(r *rule, fields *L7Fields, from string) (bool, string) {
+	if fields.Incomplete && p.incompleteDrop && !r.l7.dns() {
+		return true, "fields incomplete within [inspect] max_bytes (on_incomplete = \"drop\": the flow is dropped here)"
+	}
+	ok, k := r.l7.match(fields)
+	val, present := fields.value(k)
+	desc := k.String() + " absent (" + from + ")"
+	if present {
+		desc = fmt.Sprintf("%s %q", k, val)
+	}
+	if !ok {
+		return false, "L3/L4 conditions hold, L7 does not: " + desc + " does not match"
+	}
+	return true, "L7 matches: " + desc
 }
 
 func (p *Policy) ruleAction(r *rule, proto uint8) string {

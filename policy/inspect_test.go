@@ -124,9 +124,13 @@ func TestInspectorFirstRuleWins(t *testing.T) {
 		RuleConfig{Name: "early-in-data", Payload: []PayloadConfig{{Contains: "aaa"}}, Action: "drop"},
 	)
 	in := inspectorFor(t, p, tcpFlow)
-	h, ok := in.Feed(ToServer, []byte("aaa ... yyy"))
-	if !ok || h.Rule != 0 || h.Action != ActionAllow || h.Pattern != "yyy" {
-		t.Fatalf("hit = %+v %v, want rule 0 (file order) via its second pattern", h, ok)
+	// A payload list is an AND: rule 0 needs zzz and yyy.
+	if h, ok := in.Feed(ToServer, []byte("yyy")); ok {
+		t.Fatalf("rule 0 hit on one of its two entries: %+v", h)
+	}
+	h, ok := in.Feed(ToServer, []byte("aaa ... zzz"))
+	if !ok || h.Rule != 0 || h.Action != ActionAllow || h.Pattern != "zzz" {
+		t.Fatalf("hit = %+v %v, want rule 0 (file order) completed by its first entry", h, ok)
 	}
 	if _, ok := in.Feed(ToServer, []byte("aaa")); ok {
 		t.Fatal("allow hit must stop inspection")

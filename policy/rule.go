@@ -66,7 +66,8 @@ type rule struct {
 	limit                                    *limiter
 	addTo                                    *addToAction
 
-	payload []pattern // non-empty: the rule is armed, never decides in Decide
+	payload *payloadRule // non-nil: the rule is armed, never decides in Decide
+	l7      *l7Cond      // non-nil: the rule needs L7 fields (Resume, DecideDNS)
 }
 
 // addToAction is a compiled add_to.
@@ -191,5 +192,5 @@ func (r *rule) limitKey(in *matchIn) netip.Addr {
 // terminal reports whether a match of r ends evaluation whatever the flow's
 // payload: the property shadowing relies on.
 func (r *rule) terminal() bool {
-	return !r.isLog && !r.audit && r.payload == nil
+	return !r.isLog && !r.audit && r.payload == nil && r.l7 == nil
 }

@@ -101,28 +101,35 @@ func (p *Policy) compileRule(rc *RuleConfig, r *rule, key []string, errs *cfgerr
 	}
 	r.dstMin, r.dstMax = r.dstPort.bounds()
 
+	r.l7 = p.compileL7(rc, r, protoOK, key, errs)
 	rw, ok := parseRejectWith(rc.RejectWith)
+	isDNS := r.l7 != nil && r.l7.dns()
 	switch {
 	case !ok:
-		errs.Addf(fmt.Sprintf("unknown reject_with %q (want auto, tcp-reset, icmp-port-unreachable or icmp-admin-prohibited)", rc.RejectWith), key, "reject_with")
+		errs.Addf(fmt.Sprintf("unknown reject_with %q (want auto, tcp-reset, icmp-port-unreachable, icmp-admin-prohibited, http-403 or dns-nxdomain)", rc.RejectWith), key, "reject_with")
+	case isDNS && (rw == rejectAuto || rw == rejectWithNXDomain):
+		// A refused query is answered, whatever [defaults] says.
+		r.reject = rejectWithNXDomain
+		if rc.RejectWith != "" && rc.Action != "reject" {
+			errs.Addf(`reject_with needs action = "reject"`, key, "reject_with")
+		}
+	case isDNS:
+		errs.Addf(`dns.qname rules reject with "dns-nxdomain" (or "auto", the same)`, key, "reject_with")
 	case rc.RejectWith == "":
 		r.reject = p.defReject
 	case rc.Action != "reject":
 		errs.Addf(`reject_with needs action = "reject"`, key, "reject_with")
 	case rw == rejectWithTCPReset && protoOK && r.protos != protoBitTCP:
 		errs.Addf(`reject_with = "tcp-reset" needs proto = "tcp"`, key, "reject_with")
+	case rw == rejectWithHTTP403 && (r.l7 == nil || r.l7.need&NeedHTTP == 0):
+		errs.Addf(`reject_with = "http-403" needs an http.* key`, key, "reject_with")
+	case rw == rejectWithNXDomain:
+		errs.Addf(`reject_with = "dns-nxdomain" needs a dns.qname key`, key, "reject_with")
 	default:
 		r.reject = rw
 	}
 
-	for j, pc := range rc.Payload {
-		pt, err := compilePattern(pc)
-		if err != nil {
-			errs.Add(cfgerr.New(err.msg, key, "payload", j, err.key))
-			continue
-		}
-		r.payload = append(r.payload, pt)
-	}
+	r.payload = compilePayload(rc.Payload, key, errs)
 	if len(rc.Payload) > 0 && r.isLog {
 		errs.Addf(`payload rules need action allow, drop or reject`, key, "action")
 	}

@@ -37,6 +37,12 @@ func (k RejectKind) String() string {
 		return "tcp-reset"
 	case RejectICMPPortUnreachable:
 		return "icmp-port-unreachable"
+	case RejectICMPAdminProhibited:
+		return "icmp-admin-prohibited"
+	case RejectHTTP403:
+		return "http-403"
+	case RejectDNSNXDomain:
+		return "dns-nxdomain"
 	}
 	return "reject-kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -66,7 +72,57 @@ func (v Verdict) String() string {
 	if v.Armed {
 		b = append(b, " armed"...)
 	}
+	if v.Pending {
+		b = append(b, " pending"...)
+	}
+	if v.Field != FieldNone {
+		b = append(b, ' ')
+		b = append(b, v.Field.String()...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, v.Value)
+	}
 	return string(b)
+}
+
+// String returns the field's key as written in the configuration.
+func (f L7Field) String() string {
+	switch f {
+	case FieldNone:
+		return "none"
+	case FieldSNI:
+		return "tls.sni"
+	case FieldHTTPHost:
+		return "http.host"
+	case FieldHTTPMethod:
+		return "http.method"
+	case FieldHTTPPath:
+		return "http.path"
+	case FieldDNSQName:
+		return "dns.qname"
+	case FieldPayload:
+		return "payload"
+	}
+	return "field(" + strconv.Itoa(int(f)) + ")"
+}
+
+// LogKey is the decision-log attribute for the field's value (DESIGN
+// §4): sni, http_host, http_method, http_path, dns_qname or pattern.
+func (f L7Field) LogKey() string {
+	switch f {
+	case FieldSNI:
+		return "sni"
+	case FieldHTTPHost:
+		return "http_host"
+	case FieldHTTPMethod:
+		return "http_method"
+	case FieldHTTPPath:
+		return "http_path"
+	case FieldDNSQName:
+		return "dns_qname"
+	case FieldPayload:
+		return "pattern"
+	}
+	return ""
 }
 
 // parseAction maps the configuration words to actions; log is not an

@@ -5,11 +5,9 @@ import (
 	"fmt"
 )
 
-// pattern is one compiled payload condition. Matching is streaming KMP: the
-// per-flow state is just the length of the pattern prefix matched so far,
-// so a pattern split across Feed calls is found without keeping tails.
-// A multi-pattern automaton (Aho-Corasick) can replace the per-pattern scan
-// behind the same Inspector state without changing the API.
+// pattern is the per-pattern streaming KMP matcher the Inspector used
+// before the shared Aho-Corasick automaton replaced it. It stays as the
+// oracle the automaton-based Inspector is cross-checked against.
 type pattern struct {
 	text   string // as configured, for Hit.Pattern
 	needle []byte // lower-cased when nocase
