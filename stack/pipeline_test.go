@@ -24,6 +24,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"github.com/tungate/tungate/policy"
 	"github.com/tungate/tungate/tun"
 )
 
@@ -184,7 +185,10 @@ type pipeline struct {
 	ups *upstreams
 }
 
-func newPipeline(t testing.TB) *pipeline {
+func newPipeline(t testing.TB) *pipeline { return newPipelineWith(t, nil) }
+
+// newPipelineWith is newPipeline under policy pol (nil: testPolicy).
+func newPipelineWith(t testing.TB, pol *policy.Policy) *pipeline {
 	ups := startUpstreams(t)
 	closed, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -194,6 +198,7 @@ func newPipeline(t testing.TB) *pipeline {
 	closed.Close()
 	var d net.Dialer
 	h := newHarness(t, harnessOpts{
+		pol: pol,
 		dialTCP: func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) {
 			addr := ups.echoTCP.Addr().String()
 			if dst.Port() == portRefused {
@@ -401,4 +406,147 @@ func BenchmarkPipelineTCP(b *testing.B) {
 	}
 	_ = c.CloseWrite()
 	<-done
+}
+
+// echoOnce writes msg on c and reads the echo back.
+func echoOnce(c *gonet.TCPConn, msg []byte) error {
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if !bytes.Equal(got, msg) {
+		return errors.New("echo differs")
+	}
+	return nil
+}
+
+// expectReset reads from c until it fails and checks that it was reset.
+func expectReset(t *testing.T, c *gonet.TCPConn, what string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.ReadAll(c)
+	if err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Errorf("%s: read err = %v, want connection reset", what, err)
+	}
+}
+
+// TestPipelineDecideOnce: the forwarder reuses the SYN's verdict. With a
+// limit of 2 flows, exactly two connections work (a second Decide per
+// flow would have used up the burst with the first), the kept verdict
+// arms the payload rules, and an audit payload hit is logged while the
+// flow goes on.
+func TestPipelineDecideOnce(t *testing.T) {
+	pol, err := policy.Compile(policy.Config{
+		Defaults: policy.Defaults{Policy: "drop"},
+		Rules: []policy.RuleConfig{
+			{Name: "snoop", Proto: policy.List{"tcp"}, Payload: []policy.PayloadConfig{{Contains: "SNOOP"}}, Action: "drop", Mode: "audit"},
+			{Name: "no-evil", Proto: policy.List{"tcp"}, Payload: []policy.PayloadConfig{{Contains: "EVIL"}}, Action: "reject"},
+			{Name: "limited", Proto: policy.List{"tcp"}, DstPort: policy.List{int64(portAllow)}, Action: "allow",
+				Limit: &policy.LimitConfig{Rate: "1/h", Burst: 2, Per: "src", Match: "under"}},
+		},
+		Log: policy.LogConfig{Decisions: "all", Rate: "1000/s"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := newPipelineWith(t, pol)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c1, err := pl.dial(ctx, srv4, portAllow)
+	if err != nil {
+		t.Fatalf("first connection within the limit: %v", err)
+	}
+	defer c1.Close()
+	if err := echoOnce(c1, []byte("a SNOOP passes")); err != nil {
+		t.Fatalf("audited payload: %v, want it echoed", err)
+	}
+	waitFor(t, "would-drop line", func() bool {
+		return strings.Contains(pl.h.log.String(), `"action":"would-drop"`) && strings.Contains(pl.h.log.String(), `"pattern":"SNOOP"`)
+	})
+
+	c2, err := pl.dial(ctx, srv4, portAllow)
+	if err != nil {
+		t.Fatalf("second connection within the limit: %v", err)
+	}
+	defer c2.Close()
+	if _, err := c2.Write([]byte("GET /EVIL")); err != nil {
+		t.Fatal(err)
+	}
+	expectReset(t, c2, "payload rule armed by the kept verdict")
+
+	short, cancelShort := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancelShort()
+	if c3, err := pl.dial(short, srv4, portAllow); err == nil {
+		c3.Close()
+		t.Errorf("third connection beyond the limit connected")
+	}
+	if st := pl.h.s.Stats(); st.PayloadHits != 1 || st.AuditHits != 1 || st.NewFlows != 2 {
+		t.Errorf("PayloadHits %d, AuditHits %d, NewFlows %d; want 1, 1, 2", st.PayloadHits, st.AuditHits, st.NewFlows)
+	}
+	pl.h.s.flowReg.mu.Lock()
+	n := len(pl.h.s.flowReg.armed)
+	pl.h.s.flowReg.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d kept verdicts left after the handlers ran", n)
+	}
+}
+
+// TestPipelineRecheckTearsDown reloads with existing_flows = "recheck" to
+// a policy that allows only one of two open connections: the other is
+// reset on its next packet, the allowed one goes on.
+func TestPipelineRecheckTearsDown(t *testing.T) {
+	const other = 84
+	mk := func(recheck string, ports ...any) *policy.Policy {
+		p, err := policy.Compile(policy.Config{
+			Defaults: policy.Defaults{Policy: "drop"},
+			Rules:    []policy.RuleConfig{{Name: "web", Proto: policy.List{"tcp"}, DstPort: policy.List(ports), Action: "allow"}},
+			Reload:   policy.ReloadConfig{ExistingFlows: recheck},
+			Log:      policy.LogConfig{Decisions: "all", Rate: "1000/s"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pl := newPipelineWith(t, mk("", int64(portAllow), int64(other)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	keep, err := pl.dial(ctx, srv4, portAllow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+	gone, err := pl.dial(ctx, srv6, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	for _, c := range []*gonet.TCPConn{keep, gone} {
+		if err := echoOnce(c, []byte("before the reload")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	next := mk("recheck", int64(portAllow))
+	next.CarryCountersFrom(pl.h.s.pol.Load())
+	pl.h.s.SetPolicy(next)
+	_, _ = gone.Write([]byte("after the reload"))
+	expectReset(t, gone, "connection the new policy denies")
+	if err := echoOnce(keep, []byte("after the reload")); err != nil {
+		t.Errorf("connection the new policy allows: %v", err)
+	}
+	if st := pl.h.s.Stats(); st.RecheckTeardowns != 1 {
+		t.Errorf("RecheckTeardowns %d, want 1", st.RecheckTeardowns)
+	}
+	select {
+	case <-pl.ups.received: // the denied connection's upstream side ended
+	case <-time.After(10 * time.Second):
+		t.Error("upstream of the denied connection still open")
+	}
 }
