@@ -45,6 +45,8 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	stopProfile := startProfileFromEnv() // TUNGATE_CPUPROFILE=path; written on a clean exit
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
