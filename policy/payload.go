@@ -169,42 +169,26 @@ func parseHex(s string) ([]byte, error) {
 }
 
 // prefilter finds a literal every match of the regex contains, so the
-// regex runs only on data where the automaton saw it. Case-folded
-// literals fold ASCII only; 'k' and 's' also fold to non-ASCII runes
-// (K, ſ) under Go's rules, so folded literals are cut at them.
+// regex runs only on data where the automaton saw it.
 func prefilter(expr string) ([]byte, bool) {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		return nil, false
 	}
-	runes, fold := requiredLiteral(re.Simplify())
-	var best []rune
-	if fold {
-		start := 0
-		for i := 0; i <= len(runes); i++ {
-			if i == len(runes) || strings.ContainsRune("kKsS", runes[i]) || runes[i] >= utf8.RuneSelf {
-				if i-start > len(best) {
-					best = runes[start:i]
-				}
-				start = i + 1
-			}
-		}
-	} else {
-		best = runes
-	}
-	b := []byte(string(best))
+	b, fold := requiredLiteral(re.Simplify())
 	if len(b) < minPrefilter {
 		return nil, false
 	}
 	return b, fold
 }
 
-// requiredLiteral returns the longest literal that every match of re
-// contains, as far as a simple walk can tell.
-func requiredLiteral(re *syntax.Regexp) ([]rune, bool) {
+// requiredLiteral returns the longest usable literal that every match of
+// re contains, as far as a simple walk can tell.
+func requiredLiteral(re *syntax.Regexp) ([]byte, bool) {
 	switch re.Op {
 	case syntax.OpLiteral:
-		return re.Rune, re.Flags&syntax.FoldCase != 0
+		fold := re.Flags&syntax.FoldCase != 0
+		return usable(re.Rune, fold), fold
 	case syntax.OpCapture, syntax.OpPlus:
 		return requiredLiteral(re.Sub[0])
 	case syntax.OpRepeat:
@@ -212,16 +196,37 @@ func requiredLiteral(re *syntax.Regexp) ([]rune, bool) {
 			return requiredLiteral(re.Sub[0])
 		}
 	case syntax.OpConcat:
-		var best []rune
+		var best []byte
 		var fold bool
 		for _, s := range re.Sub {
-			if r, f := requiredLiteral(s); len(r) > len(best) {
-				best, fold = r, f
+			if b, f := requiredLiteral(s); len(b) > len(best) {
+				best, fold = b, f
 			}
 		}
 		return best, fold
 	}
 	return nil, false
+}
+
+// usable turns a literal into automaton bytes. Folded literals fold ASCII
+// only in the automaton, but 'k' and 's' also fold to non-ASCII runes
+// (U+212A, U+017F) under Go's rules, as do non-ASCII letters: such a
+// literal is cut there and its longest safe piece kept.
+func usable(runes []rune, fold bool) []byte {
+	if !fold {
+		return []byte(string(runes))
+	}
+	var best []rune
+	start := 0
+	for i := 0; i <= len(runes); i++ {
+		if i == len(runes) || strings.ContainsRune("kKsS", runes[i]) || runes[i] >= utf8.RuneSelf {
+			if i-start > len(best) {
+				best = runes[start:i]
+			}
+			start = i + 1
+		}
+	}
+	return []byte(string(best))
 }
 
 // payloadIndex holds every payload literal of the policy in one automaton
