@@ -48,11 +48,15 @@ func BenchmarkTrackEstablished(b *testing.B) {
 			if coarse {
 				runTable(b, tab)
 			}
-			k := tcpKey("198.18.0.1", "198.18.1.1", 40000, 80)
-			syn := &Packet{Key: k, TCPFlags: fSYN}
-			_ = tab.Commit(syn, Verdict{})
-			tab.Track(&Packet{Key: replyKey(&k), TCPFlags: fSYNACK})
-			p := &Packet{Key: k, TCPFlags: fPSHACK, Len: 1500}
+			c := newConv(tab, tcpKey("198.18.0.1", "198.18.1.1", 40000, 80))
+			c.side[0].wscale, c.side[1].wscale = 7, 7
+			_ = tab.Commit(c.pkt(DirOriginal, fSYN, 0), Verdict{})
+			c.send(DirReply, fSYNACK, 0)
+			c.send(DirOriginal, fACK, 0)
+			c.send(DirOriginal, fPSHACK, 1460)
+			// The server's ACK of the data, over and over: full window
+			// checks and updates on every packet.
+			p := c.pkt(DirReply, fACK, 0)
 			b.ReportAllocs()
 			for b.Loop() {
 				if r := tab.Track(p); r.State != StateEstablished {

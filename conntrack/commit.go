@@ -32,18 +32,22 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 	// and two shards locked in opposite orders would deadlock.
 	src := sourceOf(&k)
 	if err := t.reserveSource(&src); err != nil {
-		s.ctr[cInsertFailed].Add(1)
+		s.mu.Lock()
+		s.ctr[cInsertFailed]++
 		if err == ErrSourceLimit {
-			s.ctr[cSourceLimit].Add(1)
+			s.ctr[cSourceLimit]++
 		} else {
-			s.ctr[cHalfOpenLimit].Add(1)
+			s.ctr[cHalfOpenLimit]++
 		}
+		s.mu.Unlock()
 		return err
 	}
 	if !t.reserveHalfOpenAndSlot() {
 		t.releaseSource(&src, true)
-		s.ctr[cInsertFailed].Add(1)
-		s.ctr[cDrop].Add(1)
+		s.mu.Lock()
+		s.ctr[cInsertFailed]++
+		s.ctr[cDrop]++
+		s.mu.Unlock()
 		return ErrTableFull
 	}
 
@@ -75,7 +79,7 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 		}
 	}
 	slot := s.insert(&e)
-	s.ctr[cInsert].Add(1)
+	s.ctr[cInsert]++
 	if t.ev.active() {
 		t.ev.emit(t, EventNew, s.at(slot), 0, now)
 	}
@@ -106,7 +110,7 @@ func (t *Table) existsOrReopen(s *shard, p *Packet, h uint64, now int64) bool {
 	if e := s.at(slot); e.key.Proto == protoTCP && p.TCPFlags&flagSYN != 0 &&
 		(e.tcp == TCPTimeWait || e.tcp == TCPClose) {
 		s.remove(t, slot, reasonClosed)
-		s.ctr[cRemoved].Add(1)
+		s.ctr[cRemoved]++
 		return false
 	}
 	return true

@@ -47,7 +47,16 @@ func FuzzTrack(f *testing.F) {
 	f.Add([]byte{1, 1, 0, 0, 0, 0x41, 0, 0, 5, 0, 0, 3, 0, 1, 0, 0})
 	f.Add([]byte{1, 2, 8, 0, 0, 0x42, 0, 0, 7, 0x42, 3, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tab, clk := newTestTable(t, func(c *Config) { c.MaxFlows = 5; c.MaxFlowsPerSource = 3 })
+		loose := len(data)%4 == 1 // a trailing byte picks loose mode
+		tab, clk := newTestTable(t, func(c *Config) {
+			c.MaxFlows = 5
+			c.MaxFlowsPerSource = 3
+			c.MaxHalfOpenPerSource = 2
+			c.MaxHalfOpen = 0.6
+			c.Loose = loose
+		})
+		sub := tab.Subscribe(3, EventAll)
+		defer sub.Close()
 		var found uint64
 		track := func(p *Packet) Result {
 			r := tab.Track(p)
@@ -64,14 +73,19 @@ func FuzzTrack(f *testing.F) {
 		for i := 0; i+4 <= len(data) && i < 4*256; i += 4 {
 			op, kb, fl, arg := data[i], data[i+1], data[i+2], data[i+3]
 			k := fuzzKey(kb)
-			p := &Packet{Key: k, TCPFlags: fl, ICMPType: fl, Len: int(arg), PayloadLen: int(arg) / 2}
-			switch op % 10 {
+			p := &Packet{Key: k, TCPFlags: fl, ICMPType: fl, Len: int(arg), PayloadLen: int(arg) / 2,
+				Seq: uint32(arg) * 4099, Ack: uint32(fl) * 4099, Window: uint16(arg) << (arg % 9),
+				TCPOpts: arg&1 == 1, WScale: int8(arg%17) - 1, SACKPerm: arg&2 != 0}
+			if arg&4 != 0 {
+				p.SACKEdge = p.Ack + uint32(arg)*64
+			}
+			switch op % 12 {
 			case 0:
 				track(p)
 			case 1:
 				if r := track(p); r.State == StateNew {
 					err := tab.Commit(p, Verdict{Action: arg})
-					if err != nil && err != ErrTableFull && err != ErrSourceLimit {
+					if err != nil && err != ErrTableFull && err != ErrSourceLimit && err != ErrHalfOpenLimit {
 						t.Fatalf("Commit after new: %v", err)
 					}
 				}
@@ -79,6 +93,9 @@ func FuzzTrack(f *testing.F) {
 				err := tab.Commit(p, Verdict{Action: arg})
 				if err == ErrNotNew && tab.canOpen(p) {
 					t.Fatalf("ErrNotNew for an opening packet %+v", p)
+				}
+				if err != nil && err != ErrNotNew && err != ErrTableFull && err != ErrSourceLimit && err != ErrHalfOpenLimit {
+					t.Fatalf("Commit: %v", err)
 				}
 			case 3:
 				clk.Advance(time.Duration(arg) * time.Second * time.Duration(1+int(fl)%64))
@@ -104,7 +121,7 @@ func FuzzTrack(f *testing.F) {
 				}
 			case 8:
 				tab.Range(func(fi FlowInfo) bool {
-					if fi.Packets[DirOriginal] == 0 || (fi.Packets[DirReply] > 0) != fi.SeenReply {
+					if fi.Packets[DirOriginal] == 0 || (fi.SeenReply && fi.Packets[DirReply] == 0) {
 						t.Fatalf("flow counters %+v", fi)
 					}
 					if (fi.Proto == protoTCP) != (fi.TCPState != "") || fi.Timeout <= 0 {
@@ -112,6 +129,29 @@ func FuzzTrack(f *testing.F) {
 					}
 					return true
 				})
+			case 10:
+				inner := fuzzKey(arg)
+				outer := &Packet{Key: mkKey(protoICMP, "198.18.2.1", "198.18.0.1", 0, 0), ICMPType: fl % 13}
+				if inner.Family == 6 {
+					outer.Key = mkKey(protoICMPv6, "2001:2::9", "2001:2::1", 0, 0)
+					outer.ICMPType = fl % 5
+				}
+				outer.Key.Dst = inner.Src
+				q := &Quote{Key: inner, L4Len: int(kb % 12), Seq: uint32(kb) * 4099, ICMPType: kb}
+				r := tab.TrackICMPErrorQuote(outer, q)
+				if r.State != StateRelated && r.State != StateInvalid {
+					t.Fatalf("ICMP error result %+v", r)
+				}
+				if r.State == StateRelated && (q.L4Len < 8 || !icmpIsError(outer)) {
+					t.Fatalf("related with a bad quote: %+v", q)
+				}
+			case 11:
+				for len(sub.C()) > 0 {
+					ev := <-sub.C()
+					if ev.Type != EventNew && ev.Type != EventUpdate && ev.Type != EventDestroy {
+						t.Fatalf("event type %v", ev.Type)
+					}
+				}
 			case 9:
 				if r := track(p); r.Found && r.State == StateEstablished {
 					e, dir, ok := flow(tab, k)
@@ -123,6 +163,9 @@ func FuzzTrack(f *testing.F) {
 			}
 			if n := tab.Len(); n > 5 {
 				t.Fatalf("Len %d exceeds max_flows", n)
+			}
+			if n := tab.HalfOpen(); n > 3 {
+				t.Fatalf("HalfOpen %d exceeds its share", n)
 			}
 			checkInvariants(t, tab)
 		}

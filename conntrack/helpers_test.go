@@ -140,8 +140,8 @@ func checkInvariants(tb testing.TB, t *Table) {
 		if s.nIndex != inUse {
 			tb.Errorf("shard %d: %d index words, %d entries", si, s.nIndex, inUse)
 		}
-		if int64(inUse) != s.live.Load() {
-			tb.Errorf("shard %d: %d entries in use, live=%d", si, inUse, s.live.Load())
+		if inUse != s.live {
+			tb.Errorf("shard %d: %d entries in use, live=%d", si, inUse, s.live)
 		}
 		live += int64(inUse)
 		for l := range 2 {

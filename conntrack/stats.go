@@ -46,14 +46,17 @@ type Stats struct {
 	SearchRestart uint64
 }
 
-// Stats sums the per-shard counters. Each counter is read atomically; the
-// set is not one snapshot.
+// Stats sums the per-shard counters, each shard's under its lock; the set
+// is consistent per shard, not across shards.
 func (t *Table) Stats() Stats {
 	var c [numCounters]uint64
 	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
 		for j := range c {
-			c[j] += t.shards[i].ctr[j].Load()
+			c[j] += s.ctr[j]
 		}
+		s.mu.Unlock()
 	}
 	return Stats{
 		Found: c[cFound], New: c[cNew], Invalid: c[cInvalid], Related: c[cRelated],

@@ -84,7 +84,7 @@ func (s *shard) sweepChunk(t *Table, ci int, now int64) {
 		}
 		if now >= e.deadline {
 			s.remove(t, base+uint32(i), reasonExpired)
-			s.ctr[cExpired].Add(1)
+			s.ctr[cExpired]++
 			continue
 		}
 		low = min(low, e.deadline)

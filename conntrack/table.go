@@ -133,7 +133,7 @@ const (
 )
 
 type shard struct {
-	// mu guards every field below up to live, and every entry.
+	// mu guards every field below except oldest, and every entry.
 	mu     sync.Mutex
 	index  []uint64 // hash32<<32 | slot; 0 is empty
 	nIndex int
@@ -145,9 +145,12 @@ type shard struct {
 	// oldest[l] is the creation time of list l's head, or MaxInt64 when
 	// empty. Written under mu, read without it by early drop to pick a shard.
 	oldest [2]atomic.Int64
-	live   atomic.Int64
+	live   int // entries in use
 
-	ctr [numCounters]atomic.Uint64
+	// ctr counts events for Stats. Plain integers under mu: the packet
+	// path holds the lock anyway, and a locked add per counter would cost
+	// more than the rest of an established packet's work.
+	ctr [numCounters]uint64
 
 	_ [cacheLine]byte // keep neighbouring shards' locks off this line
 }
@@ -286,6 +289,13 @@ func replyKey(k *Key) Key {
 	return r
 }
 
+// keyEq is a == b field by field, which the compiler inlines (struct ==
+// calls memequal for the 38 bytes).
+func keyEq(a, b *Key) bool {
+	return a.Src == b.Src && a.Dst == b.Dst && a.SrcPort == b.SrcPort && a.DstPort == b.DstPort &&
+		a.Proto == b.Proto && a.Family == b.Family
+}
+
 // isReplyOf reports whether k == replyKey(o) without building it.
 func isReplyOf(k, o *Key) bool {
 	if k.Proto != o.Proto || k.Family != o.Family || k.Src != o.Dst || k.Dst != o.Src {
@@ -327,7 +337,7 @@ func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
 		}
 		slot := uint32(v)
 		e := s.at(slot)
-		if e.key == *k {
+		if keyEq(&e.key, k) {
 			return slot, DirOriginal, true
 		}
 		if isReplyOf(k, &e.key) {
@@ -344,7 +354,7 @@ func (s *shard) lookup(t *Table, k *Key, h uint64, now int64) (uint32, Dir, bool
 	}
 	if now >= s.at(slot).deadline {
 		s.remove(t, slot, reasonExpired)
-		s.ctr[cExpired].Add(1)
+		s.ctr[cExpired]++
 		return 0, 0, false
 	}
 	return slot, dir, true
@@ -429,7 +439,7 @@ func (s *shard) insert(e *entry) uint32 {
 	if l := listOf(p); l >= 0 {
 		s.pushBack(l, slot)
 	}
-	s.live.Add(1)
+	s.live++
 	return slot
 }
 
@@ -460,7 +470,7 @@ func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
 	src := sourceOf(&e.key)
 	*e = entry{next: s.free}
 	s.free = slot
-	s.live.Add(-1)
+	s.live--
 	t.releaseSource(&src, unreplied)
 }
 
@@ -584,10 +594,7 @@ func (t *Table) releaseHalf(src *srcKey) {
 // flows are never evicted. On success the victim's place in count (and
 // with keepHalf its half-open place) belongs to the caller.
 func (t *Table) evictOldest(l int, keepHalf bool) bool {
-	for try := range 4 { // retry when a racing remove empties the chosen shard
-		if try > 0 {
-			t.shards[0].ctr[cSearchRestart].Add(1)
-		}
+	for range 4 { // retry when a racing remove empties the chosen shard
 		best, bestT := -1, int64(math.MaxInt64)
 		for i := range t.shards {
 			if o := t.shards[i].oldest[l].Load(); o < bestT {
@@ -601,10 +608,11 @@ func (t *Table) evictOldest(l int, keepHalf bool) bool {
 		s.mu.Lock()
 		if s.head[l] != 0 {
 			s.evict(t, s.head[l], keepHalf, reasonEvicted)
-			s.ctr[cEarlyDrop].Add(1)
+			s.ctr[cEarlyDrop]++
 			s.mu.Unlock()
 			return true
 		}
+		s.ctr[cSearchRestart]++
 		s.mu.Unlock()
 	}
 	return false
@@ -635,7 +643,7 @@ func (t *Table) Delete(k Key) bool {
 		return false
 	}
 	s.remove(t, slot, reasonDeleted)
-	s.ctr[cRemoved].Add(1)
+	s.ctr[cRemoved]++
 	return true
 }
 

@@ -81,13 +81,15 @@ func (t *Table) Track(p *Packet) Result {
 		s.mu.Unlock()
 		return r
 	}
-	s.mu.Unlock()
+	r := Result{State: StateInvalid}
 	if t.canOpen(p) {
-		s.ctr[cNew].Add(1)
-		return Result{State: StateNew}
+		r.State = StateNew
+		s.ctr[cNew]++
+	} else {
+		s.ctr[cInvalid]++
 	}
-	s.ctr[cInvalid].Add(1)
-	return Result{State: StateInvalid}
+	s.mu.Unlock()
+	return r
 }
 
 // update applies p, travelling in dir, to the live entry at slot. Called
@@ -100,20 +102,20 @@ func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Res
 	case protoTCP:
 		switch s.tcpPacket(t, slot, e, dir, p, now) {
 		case tcpInvalid:
-			s.ctr[cFound].Add(1)
-			s.ctr[cInvalid].Add(1)
+			s.ctr[cFound]++
+			s.ctr[cInvalid]++
 			r.State = StateInvalid
 			return r
 		case tcpReopen:
-			s.ctr[cNew].Add(1)
+			s.ctr[cNew]++
 			return Result{State: StateNew}
 		case tcpKill:
-			s.ctr[cFound].Add(1)
+			s.ctr[cFound]++
 			s.remove(t, slot, reasonClosed)
-			s.ctr[cRemoved].Add(1)
+			s.ctr[cRemoved]++
 			return r
 		case tcpIgnore:
-			s.ctr[cIgnore].Add(1)
+			s.ctr[cIgnore]++
 			accepted = false
 		}
 	case protoUDP:
@@ -128,8 +130,8 @@ func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Res
 		// replies the other (a flow to oneself only has one direction).
 		if p.ICMPType != echoType(e.key.Proto, dir) &&
 			!(isReplyOf(&e.key, &e.key) && p.ICMPType == echoType(e.key.Proto, DirReply)) {
-			s.ctr[cFound].Add(1)
-			s.ctr[cInvalid].Add(1)
+			s.ctr[cFound]++
+			s.ctr[cInvalid]++
 			r.State = StateInvalid
 			return r
 		}
@@ -140,7 +142,7 @@ func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Res
 	}
 	e.packets[dir]++
 	e.bytes[dir] += uint64(max(p.Len, 0))
-	s.ctr[cFound].Add(1)
+	s.ctr[cFound]++
 	return r
 }
 
@@ -172,13 +174,15 @@ func (t *Table) trackICMPError(p *Packet, q *Quote, full bool) Result {
 	inner := &q.Key
 	h := t.hash(inner)
 	s := t.shardFor(h)
-	if !icmpIsError(p) || p.Key.Family != inner.Family || p.Key.Dst != inner.Src || q.L4Len < 8 ||
-		(full && isICMP(inner.Proto) && q.ICMPType != echoType(inner.Proto, DirOriginal) && q.ICMPType != echoType(inner.Proto, DirReply)) {
-		s.ctr[cInvalid].Add(1)
-		return Result{State: StateInvalid}
-	}
+	bad := !icmpIsError(p) || p.Key.Family != inner.Family || p.Key.Dst != inner.Src || q.L4Len < 8 ||
+		(full && isICMP(inner.Proto) && q.ICMPType != echoType(inner.Proto, DirOriginal) && q.ICMPType != echoType(inner.Proto, DirReply))
 	s.mu.Lock()
-	slot, dir, ok := s.lookup(t, inner, h, now)
+	var slot uint32
+	var dir Dir
+	ok := false
+	if !bad {
+		slot, dir, ok = s.lookup(t, inner, h, now)
+	}
 	if ok {
 		e := s.at(slot)
 		if full && isICMP(inner.Proto) && q.ICMPType != echoType(inner.Proto, dir) {
@@ -188,12 +192,12 @@ func (t *Table) trackICMPError(p *Packet, q *Quote, full bool) Result {
 		}
 	}
 	if !ok {
+		s.ctr[cInvalid]++
 		s.mu.Unlock()
-		s.ctr[cInvalid].Add(1)
 		return Result{State: StateInvalid}
 	}
 	v := s.at(slot).verdict
+	s.ctr[cRelated]++
 	s.mu.Unlock()
-	s.ctr[cRelated].Add(1)
 	return Result{Found: true, Dir: 1 - dir, State: StateRelated, Verdict: v}
 }
