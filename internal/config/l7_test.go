@@ -89,6 +89,6 @@ action    = "drop"
 `, []want{
 		{"{ sufix", 0, "tls.sni: needs at least one of exact, suffix"},
 		{"sufix", 0, `unknown key "tls.sni.sufix" in [[rule]] #1 "x"`},
-		{"bad..example", 0, `invalid domain suffix`},
+		{`"bad..example"`, 0, `invalid domain suffix`},
 	})
 }
