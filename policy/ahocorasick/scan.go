@@ -163,29 +163,81 @@ func (a *automaton) find(st uint32, data []byte) (uint32, int, int, bool) {
 	return s, id, end, found
 }
 
+// scan2 is Scan with both automata, stepped in lockstep; long buffers
+// are split into two interleaved halves as in automaton.scan.
 func (m *Matcher) scan2(st State, data []byte, fn func(int, int) bool) State {
 	x, y := m.cs.code(uint32(st)&m.mask), m.ci.code(uint32(st)>>m.shift)
-	for i := 0; i < len(data); {
-		c := data[i]
-		x, y = m.cs.step(x, m.cs.cls[c]), m.ci.step(y, m.ci.cls[c])
+	warm := max(m.cs.maxLen, m.ci.maxLen)
+	mid := len(data) / 2
+	if warm > 32 || mid < 4*warm || mid < 64 {
+		x, y, _ = m.run2(x, y, data, 0, len(data), fn)
+		return m.pack(x, y)
+	}
+	cs, ci := m.cs, m.ci
+	i, j := 0, mid-warm
+	bx, by := uint32(0), uint32(0)
+	pending := false
+	for i < mid {
+		c, d := data[i], data[j]
+		x, y = cs.step(x, cs.cls[c]), ci.step(y, ci.cls[c])
+		bx, by = cs.step(bx, cs.cls[d]), ci.step(by, ci.cls[d])
 		i++
-		if x < m.cs.matchLo && y < m.ci.matchLo {
-			continue
+		j++
+		if (x >= cs.matchLo || y >= ci.matchLo) && !m.report(x, y, i, fn) {
+			return m.pack(x, y)
 		}
-		ox, oy := m.cs.out(x), m.ci.out(y)
-		for len(ox) > 0 || len(oy) > 0 {
-			var id int32
-			if len(oy) == 0 || (len(ox) > 0 && ox[0] < oy[0]) {
-				id, ox = ox[0], ox[1:]
-			} else {
-				id, oy = oy[0], oy[1:]
-			}
-			if !fn(int(id), i) {
-				return m.pack(x, y)
-			}
+		if (bx >= cs.matchLo || by >= ci.matchLo) && j > mid && len(cs.out(bx))+len(ci.out(by)) > 0 {
+			pending = true
+			break
 		}
 	}
-	return m.pack(x, y)
+	if pending {
+		var stopped bool
+		if x, y, stopped = m.run2(x, y, data, i, mid, fn); stopped {
+			return m.pack(x, y)
+		}
+		if !m.report(bx, by, j, fn) {
+			return m.pack(bx, by)
+		}
+	}
+	bx, by, _ = m.run2(bx, by, data, j, len(data), fn)
+	return m.pack(bx, by)
+}
+
+// run2 walks data[from:to] with both automata as one chain.
+func (m *Matcher) run2(x, y uint32, data []byte, from, to int, fn func(int, int) bool) (uint32, uint32, bool) {
+	cs, ci := m.cs, m.ci
+	data = data[:to]
+	for i := from; i < len(data); {
+		c := data[i]
+		x, y = cs.step(x, cs.cls[c]), ci.step(y, ci.cls[c])
+		i++
+		if x < cs.matchLo && y < ci.matchLo {
+			continue
+		}
+		if !m.report(x, y, i, fn) {
+			return x, y, true
+		}
+	}
+	return x, y, false
+}
+
+// report calls fn for the patterns of codes x and y, merged by ID; false
+// when fn stopped.
+func (m *Matcher) report(x, y uint32, end int, fn func(int, int) bool) bool {
+	ox, oy := m.cs.out(x), m.ci.out(y)
+	for len(ox) > 0 || len(oy) > 0 {
+		var id int32
+		if len(oy) == 0 || (len(ox) > 0 && ox[0] < oy[0]) {
+			id, ox = ox[0], ox[1:]
+		} else {
+			id, oy = oy[0], oy[1:]
+		}
+		if !fn(int(id), end) {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Matcher) pack(x, y uint32) State {
@@ -209,23 +261,9 @@ func (m *Matcher) Find(st State, data []byte) (next State, patternID int, end in
 		s, id, end, ok := m.ci.find(uint32(st), data)
 		return State(s), id, end, ok
 	}
-	x, y := m.cs.code(uint32(st)&m.mask), m.ci.code(uint32(st)>>m.shift)
-	for i := 0; i < len(data); {
-		c := data[i]
-		x, y = m.cs.step(x, m.cs.cls[c]), m.ci.step(y, m.ci.cls[c])
-		i++
-		if x < m.cs.matchLo && y < m.ci.matchLo {
-			continue
-		}
-		ox, oy := m.cs.out(x), m.ci.out(y)
-		switch {
-		case len(ox) == 0 && len(oy) == 0:
-			continue
-		case len(oy) == 0 || (len(ox) > 0 && ox[0] < oy[0]):
-			return m.pack(x, y), int(ox[0]), i, true
-		default:
-			return m.pack(x, y), int(oy[0]), i, true
-		}
-	}
-	return m.pack(x, y), 0, 0, false
+	next = m.scan2(st, data, func(pid, e int) bool {
+		patternID, end, ok = pid, e, true
+		return false
+	})
+	return next, patternID, end, ok
 }
