@@ -20,7 +20,8 @@
 // states stay one load per byte.
 //
 // Walking a DFA is a chain of dependent loads, so its speed is the load
-// latency. When a buffer is long compared to the longest pattern, Scan walks its two halves as two interleaved chains
-// (the second warmed up on the bytes just before the middle) so that the
-// loads overlap; see automaton.scan.
+// latency. When a buffer is long compared to the longest pattern, Scan
+// walks its two halves as two interleaved chains (the second warmed up on
+// the bytes just before the middle) so that the loads overlap; see
+// automaton.scan.
 package ahocorasick
