@@ -181,6 +181,9 @@ func (p *Policy) explainFields(x ExplainInput) (*L7Fields, string) {
 	}
 	e := &L7Extractor{max: int(p.inspect.MaxBytes), tryTLS: true, tryHTTP: true}
 	e.Feed(x.Payload)
+	if f := e.Fields(); f.Incomplete {
+		return f, "--payload ends before a complete ClientHello or request head"
+	}
 	return e.Fields(), "from --payload"
 }
 

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -25,8 +26,11 @@ func cmdExplain(args []string, out io.Writer) error {
 	ct := fs.String("ct-state", "new", "new, established, related or invalid")
 	conns := fs.Int("src-conns", 0, "flows the source already has (for max_conns)")
 	payload := fs.String("payload", "", "first bytes the client sends, checked against payload rules")
-	sni := fs.String("sni", "", "TLS server name (L7)")
-	host := fs.String("http-host", "", "HTTP Host (L7)")
+	sni := fs.String("sni", "", "TLS server name the client sends (tls.sni)")
+	host := fs.String("http-host", "", "HTTP Host of the first request (http.host)")
+	method := fs.String("http-method", "", "HTTP method (http.method; default GET with --http-host/--http-path)")
+	hpath := fs.String("http-path", "", "HTTP request path (http.path; default / with --http-host/--http-method)")
+	qname := fs.String("dns-qname", "", "DNS question name of one query (dns.qname)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{2, err}
 	}
@@ -46,10 +50,17 @@ func cmdExplain(args []string, out io.Writer) error {
 	if isSet(fs, "payload") {
 		pl = []byte(*payload)
 	}
-	traces := cfg.Compiled.Explain(f, pl)
+	fields, err := explainFields(fs, *sni, *host, *method, *hpath, *qname)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("tungate explain: %w", err)}
+	}
+	traces := cfg.Compiled.ExplainWith(f, policy.ExplainInput{Payload: pl, Fields: fields})
 	fmt.Fprintf(out, "flow: %s %s -> %s ct_state=%s\n", *proto, *src, *dst, f.CtState)
-	if *sni != "" || *host != "" {
-		fmt.Fprintln(out, "note: L7 keys not supported yet: --sni and --http-host do not affect the verdict")
+	switch {
+	case fields != nil:
+		fmt.Fprintf(out, "l7: %s\n", describeFields(fields))
+	case pl != nil:
+		fmt.Fprintln(out, "l7: fields read from --payload, as the gateway would")
 	}
 	var verdict policy.RuleTrace
 	for _, t := range traces {
@@ -73,6 +84,52 @@ func cmdExplain(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "verdict: %s by %s\n", verdict.Action, verdict.Name)
 	return nil
+}
+
+// explainFields builds the L7 fields from the flags; nil when none is
+// given (then --payload, if any, supplies them).
+func explainFields(fs *flag.FlagSet, sni, host, method, path, qname string) (*policy.L7Fields, error) {
+	tlsSet := isSet(fs, "sni")
+	httpSet := isSet(fs, "http-host") || isSet(fs, "http-method") || isSet(fs, "http-path")
+	dnsSet := isSet(fs, "dns-qname")
+	n := 0
+	for _, b := range []bool{tlsSet, httpSet, dnsSet} {
+		if b {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return nil, fmt.Errorf("give L7 fields of one protocol: --sni, --http-* or --dns-qname")
+	case tlsSet:
+		return &policy.L7Fields{Proto: policy.L7TLS, SNI: []byte(sni)}, nil
+	case httpSet:
+		if method == "" {
+			method = "GET"
+		}
+		if path == "" {
+			path = "/"
+		}
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		return &policy.L7Fields{Proto: policy.L7HTTP, Host: []byte(strings.Trim(host, "[]")), Method: []byte(method), Path: []byte(path)}, nil
+	case dnsSet:
+		return &policy.L7Fields{Proto: policy.L7DNS, QName: []byte(qname)}, nil
+	}
+	return nil, nil
+}
+
+func describeFields(f *policy.L7Fields) string {
+	switch f.Proto {
+	case policy.L7TLS:
+		return fmt.Sprintf("tls.sni=%q", f.SNI)
+	case policy.L7HTTP:
+		return fmt.Sprintf("http.host=%q http.method=%q http.path=%q", f.Host, f.Method, f.Path)
+	case policy.L7DNS:
+		return fmt.Sprintf("dns.qname=%q (one query)", f.QName)
+	}
+	return "absent"
 }
 
 func isSet(fs *flag.FlagSet, name string) bool {

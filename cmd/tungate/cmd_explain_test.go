@@ -31,11 +31,75 @@ func TestExplainOffice(t *testing.T) {
 		}
 	}
 	out = run("--proto", "tcp", "--src", "198.18.1.5:40000", "--dst", "198.18.99.1:80", "--payload", "GET /${JNDI:x}", "--sni", "a.example")
-	if !strings.Contains(out, "verdict: reject/tcp-reset by no-jndi") || !strings.Contains(out, "L7 keys not supported yet") {
+	if !strings.Contains(out, "verdict: reject/tcp-reset by no-jndi") || !strings.Contains(out, `l7: tls.sni="a.example"`) {
 		t.Errorf("payload explain:\n%s", out)
 	}
 	if err := cmdExplain([]string{"-c", cfg, "--src", "nonsense", "--dst", "198.18.1.1:1"}, &bytes.Buffer{}); err == nil {
 		t.Error("bad --src accepted")
+	}
+}
+
+func TestExplainL7(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	src := `[defaults]
+policy = "drop"
+[[rule]]
+name = "block-sni"
+proto = "tcp"
+dst_port = 443
+tls.sni = { suffix = ["blocked.example"] }
+action = "reject"
+[[rule]]
+name = "no-admin"
+proto = "tcp"
+dst_port = 80
+http.path = { prefix = "/admin" }
+action = "reject"
+reject_with = "http-403"
+[[rule]]
+name = "no-ads"
+proto = "udp"
+dst_port = 53
+dns.qname = { suffix = "ads.example" }
+action = "reject"
+[[rule]]
+name = "web"
+proto = ["tcp", "udp"]
+dst_port = [80, 443, 53]
+action = "allow"
+`
+	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := cmdExplain(append([]string{"-c", cfg, "--src", "198.18.1.5:40000"}, args...), &out); err != nil {
+			t.Fatalf("explain %v: %v", args, err)
+		}
+		return out.String()
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--dst", "198.18.2.1:443", "--sni", "WWW.Blocked.Example."}, []string{`tls.sni "www.blocked.example"`, "verdict: reject/tcp-reset by block-sni"}},
+		{[]string{"--dst", "198.18.2.1:443", "--sni", "fine.example"}, []string{"does not match", "verdict: allow by web"}},
+		{[]string{"--dst", "198.18.2.1:443"}, []string{"tls.sni absent", "verdict: allow by web"}},
+		{[]string{"--dst", "198.18.2.1:80", "--http-host", "a.example:8080", "--http-path", "/admin/x"}, []string{`http.path "/admin/x"`, "verdict: reject/http-403 by no-admin"}},
+		{[]string{"--dst", "198.18.2.1:80", "--payload", "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"}, []string{"fields read from --payload", `http.path "/admin"`, "verdict: reject/http-403 by no-admin"}},
+		{[]string{"--proto", "udp", "--dst", "198.18.2.1:53", "--dns-qname", "x.ads.example"}, []string{"verdict: reject/dns-nxdomain by no-ads"}},
+	} {
+		out := run(tc.args...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("explain %v: output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+	if err := cmdExplain([]string{"-c", cfg, "--src", "198.18.1.5:1", "--dst", "198.18.2.1:443", "--sni", "a", "--dns-qname", "b"}, &bytes.Buffer{}); err == nil {
+		t.Error("fields of two protocols accepted")
 	}
 }
 
