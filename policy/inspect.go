@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+
 	"github.com/tungate/tungate/policy/ahocorasick"
 )
 
@@ -29,9 +31,10 @@ type Inspector struct {
 	dir   StreamDir
 	base  int64 // stream position of data[0]
 	data  []byte
-	due   bool // some regex's prefilter hit in data
-	best  int  // index in rules of the first completed rule, -1 none
-	bestK int  // the entry that completed it
+	sbase int64 // stream position of the slice being scanned
+	due   bool  // some regex's prefilter hit in data
+	best  int   // index in rules of the first completed rule, -1 none
+	bestK int   // the entry that completed it
 
 	http *httpCheck // nil: no per-request HTTP checks
 }
@@ -160,7 +163,12 @@ func (in *Inspector) feedPayload(dir StreamDir, data []byte) (Hit, bool) {
 	in.dir, in.base, in.data, in.due, in.best = dir, in.seen[dir], data, false, -1
 	in.seen[dir] += int64(len(data))
 	if ac := in.p.pay.ac[dir]; ac != nil {
-		in.st[dir] = ac.Scan(in.st[dir], data, in.scan)
+		if sb := in.p.pay.start[dir]; sb != nil {
+			in.st[dir] = in.skipScan(ac, in.st[dir], data, sb)
+		} else {
+			in.sbase = in.base
+			in.st[dir] = ac.Scan(in.st[dir], data, in.scan)
+		}
 	}
 	if in.due || in.noPre {
 		in.runRegexes()
@@ -174,6 +182,47 @@ func (in *Inspector) feedPayload(dir StreamDir, data []byte) (Hit, bool) {
 	h.Pattern = ar.pr.entries[in.bestK].text
 	h.Value = h.Pattern
 	return h, true
+}
+
+// skipWindow is how many bytes skipScan feeds the automaton before it
+// looks whether it is back at the start state.
+const skipWindow = 4
+
+// skipScan is Scan for automata that few bytes lead off the start state:
+// at the start state it jumps to the nearest such byte (bytes.IndexByte
+// per start byte, each result kept until passed), and from there feeds
+// windows until the automaton is back at the start.
+func (in *Inspector) skipScan(ac *ahocorasick.Matcher, st ahocorasick.State, data []byte, sb []byte) ahocorasick.State {
+	var next [maxSkipBytes]int // next occurrence of sb[i] at or after pos, len(data) for none
+	for i := range sb {
+		next[i] = -1
+	}
+	pos := 0
+	for pos < len(data) {
+		if st == 0 {
+			j := len(data)
+			for i, c := range sb {
+				if next[i] < pos {
+					k := bytes.IndexByte(data[pos:], c)
+					if k < 0 {
+						next[i] = len(data)
+					} else {
+						next[i] = pos + k
+					}
+				}
+				j = min(j, next[i])
+			}
+			if j == len(data) {
+				return 0
+			}
+			pos = j
+		}
+		end := min(len(data), pos+skipWindow)
+		in.sbase = in.base + int64(pos)
+		st = ac.Scan(st, data[pos:end], in.scan)
+		pos = end
+	}
+	return st
 }
 
 // onMatch handles one automaton match: pattern id ended at data[end-1].
@@ -194,7 +243,7 @@ func (in *Inspector) onMatch(id, end int) bool {
 			in.due = true
 			continue
 		}
-		stop := in.base + int64(end)
+		stop := in.sbase + int64(end)
 		if in.placed(ar, k, stop-int64(len(e.lit)), stop) {
 			in.record(i, k, stop)
 		}

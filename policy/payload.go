@@ -236,7 +236,15 @@ type payloadIndex struct {
 	ac   [2]*ahocorasick.Matcher
 	refs [2][][]int32
 	n    int32
+	// start lists, per direction, the bytes that move the automaton off
+	// its start state, when there are at most maxSkipBytes of them: then
+	// the Inspector skips to the next such byte with a vectorised
+	// search instead of stepping through bytes that cannot begin a match.
+	start [2][]byte
 }
+
+// maxSkipBytes bounds the start bytes worth searching for one by one.
+const maxSkipBytes = 4
 
 func (p *Policy) buildPayloadIndex() error {
 	type litKey struct {
@@ -288,6 +296,25 @@ func (p *Policy) buildPayloadIndex() error {
 			return fmt.Errorf("payload patterns: %w", err)
 		}
 		p.pay.ac[d] = m
+		p.pay.start[d] = startBytes(m)
 	}
 	return nil
+}
+
+// startBytes returns the bytes that take m off its start state, nil when
+// there are more than maxSkipBytes. It asks the automaton itself, one
+// byte at a time, so it holds for whatever tables m uses.
+func startBytes(m *ahocorasick.Matcher) []byte {
+	var out []byte
+	hit := func(int, int) bool { return true }
+	for c := range 256 {
+		b := [1]byte{byte(c)}
+		if m.Scan(0, b[:], hit) != 0 {
+			if len(out) == maxSkipBytes {
+				return nil
+			}
+			out = append(out, byte(c))
+		}
+	}
+	return out
 }

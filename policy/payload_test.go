@@ -316,3 +316,19 @@ func BenchmarkPayloadScan(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFeedOneRule is the shipped configs' case: one nocase literal
+// whose first byte is rare in the stream, so skipScan runs at the speed
+// of bytes.IndexByte.
+func BenchmarkFeedOneRule(b *testing.B) {
+	p := payloadPolicy(b, 0, RuleConfig{Name: "bj", Proto: List{"tcp"}, Payload: []PayloadConfig{{Contains: "${jndi:", NoCase: true}}, Action: "reject"})
+	in := p.NewInspector(tcpFlow, p.Decide(tcpFlow))
+	data := benchStream(rand.New(rand.NewPCG(1, 1)), 16<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := in.Feed(ToServer, data); ok {
+			b.Fatal("hit")
+		}
+	}
+}
