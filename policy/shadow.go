@@ -11,6 +11,7 @@ type Summary struct {
 	Rules        int
 	Sets         []SetSummary // sorted by name
 	PayloadRules []string     // rules that need the flow's payload
+	L7Rules      []string     // rules with tls/http/dns keys (flows wait for the field)
 	AuditRules   []string
 	Limits       []string // rules with a limit
 }
@@ -42,6 +43,9 @@ func (p *Policy) Summary() Summary {
 		r := &p.rules[i]
 		if r.payload != nil {
 			s.PayloadRules = append(s.PayloadRules, r.name)
+		}
+		if r.l7 != nil {
+			s.L7Rules = append(s.L7Rules, r.name)
 		}
 		if r.audit {
 			s.AuditRules = append(s.AuditRules, r.name)
