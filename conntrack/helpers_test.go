@@ -133,7 +133,7 @@ func checkInvariants(tb testing.TB, t *Table) {
 			if l := listOf(e); l >= 0 {
 				onList[l][i] = true
 			}
-			if e.deadline < s.chunks[i>>chunkBits].minDeadline {
+			if e.deadline < s.minDeadline[i>>chunkBits] {
 				tb.Errorf("shard %d slot %d: deadline below its chunk's bound", si, i)
 			}
 		}

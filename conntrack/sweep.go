@@ -64,7 +64,7 @@ func (t *Table) sweepShard(s *shard) {
 			s.mu.Unlock()
 			return
 		}
-		if c := s.chunks[ci]; now >= c.minDeadline {
+		if now >= s.minDeadline[ci] {
 			s.sweepChunk(t, ci, now)
 		}
 		s.mu.Unlock()
@@ -89,5 +89,5 @@ func (s *shard) sweepChunk(t *Table, ci int, now int64) {
 		}
 		low = min(low, e.deadline)
 	}
-	c.minDeadline = low
+	s.minDeadline[ci] = low
 }
