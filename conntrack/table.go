@@ -143,8 +143,8 @@ type shard struct {
 	// beside chunks, not in them, so the packet path's check stays on one
 	// hot cache line instead of a page of its own per chunk.
 	minDeadline []int64
-	nslots uint32 // slots handed out so far; slot 0 is a sentinel
-	free   uint32 // head of the free slots, linked through entry.next
+	nslots      uint32 // slots handed out so far; slot 0 is a sentinel
+	free        uint32 // head of the free slots, linked through entry.next
 
 	head, tail [2]uint32
 	// oldest[l] is the creation time of list l's head, or MaxInt64 when
