@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tungate/tungate/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -18,6 +19,10 @@ import (
 type linkEndpoint struct {
 	s   *Stack
 	mtu atomic.Uint32
+	// offload is set when every device takes virtio-net headers
+	// (tun.OffloadWriter): gVisor then hands over TCP superpackets with
+	// partial checksums (host GSO) and the kernel segments them.
+	offload []tun.OffloadWriter
 
 	mu         sync.RWMutex // guards dispatcher
 	dispatcher gstack.NetworkDispatcher
@@ -25,9 +30,19 @@ type linkEndpoint struct {
 
 var _ gstack.LinkEndpoint = (*linkEndpoint)(nil)
 
+var _ gstack.GSOEndpoint = (*linkEndpoint)(nil)
+
 func newLinkEndpoint(s *Stack, mtu uint32) *linkEndpoint {
 	e := &linkEndpoint{s: s}
 	e.mtu.Store(mtu)
+	for _, d := range s.devs {
+		w, ok := d.(tun.OffloadWriter)
+		if !ok {
+			e.offload = nil
+			break
+		}
+		e.offload = append(e.offload, w)
+	}
 	return e
 }
 
@@ -52,6 +67,9 @@ func (e *linkEndpoint) inject(b []byte, family uint8) {
 // WritePackets serializes, tracks and writes gVisor's output. The caller
 // keeps its references to pkts (gVisor DecRefs the list after the call).
 func (e *linkEndpoint) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
+	if e.offload != nil {
+		return e.writeOffload(pkts)
+	}
 	tb := e.s.getTx()
 	defer e.s.putTx(tb)
 	for _, pkt := range pkts.AsSlice() {

@@ -1,6 +1,14 @@
 package stack
 
-import "github.com/tungate/tungate/conntrack"
+import (
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/tun"
+)
 
 // txBatchSize is how many packets one Device.Write carries at most.
 const txBatchSize = 64
@@ -86,4 +94,109 @@ func flowHash(k *conntrack.Key) uint32 {
 	h *= 0x45d9f3b
 	h ^= h >> 16
 	return h
+}
+
+// gsoMaxSize is the largest TCP superpacket gVisor hands an offload
+// device: gVisor keeps its payload a header allowance below it, so the
+// IPv4 total length stays within 16 bits.
+const gsoMaxSize = 65000
+
+// offloadBufPool holds write buffers for offload devices: a virtio-net
+// header and one packet of up to tun.GSOMaxSize bytes.
+var offloadBufPool = sync.Pool{New: func() any {
+	b := make([]byte, tun.VirtioNetHdrLen+tun.GSOMaxSize)
+	return &b
+}}
+
+// writeOffload writes gVisor's output to offload devices, one write per
+// packet (a TUN takes one packet per write(2) either way): a TCP packet
+// goes with its partial checksum and, when longer than one segment, as a
+// superpacket the kernel segments.
+func (e *linkEndpoint) writeOffload(pkts gstack.PacketBufferList) (int, tcpip.Error) {
+	bp := offloadBufPool.Get().(*[]byte)
+	defer offloadBufPool.Put(bp)
+	buf := *bp
+	for _, pkt := range pkts.AsSlice() {
+		size := pkt.Size()
+		if size > len(buf)-tun.VirtioNetHdrLen {
+			e.s.ctr.txErrors.Add(1)
+			continue
+		}
+		out := buf[:tun.VirtioNetHdrLen+size]
+		if copyPacket(out[tun.VirtioNetHdrLen:], pkt) != size {
+			e.s.ctr.txErrors.Add(1)
+			continue
+		}
+		h, ok := e.s.trackOutbound(out[tun.VirtioNetHdrLen:])
+		if !ok {
+			continue
+		}
+		vh := vnetHeader(pkt)
+		vh.Encode(out)
+		if err := e.offload[int(h%uint32(len(e.offload)))].WriteOffload(out); err != nil {
+			e.s.ctr.txErrors.Add(1)
+			continue
+		}
+		e.s.ctr.txPackets.Add(1)
+		e.s.ctr.txBytes.Add(uint64(size))
+	}
+	return pkts.Len(), nil
+}
+
+// vnetHeader describes pkt to the kernel: gVisor's GSO options say whether
+// its checksum is partial (the pseudo-header sum, to be completed over
+// the TCP segment) and whether it is to be cut into MSS-sized segments.
+func vnetHeader(pkt *gstack.PacketBuffer) tun.VirtioNetHdr {
+	var h tun.VirtioNetHdr
+	g := &pkt.GSOOptions
+	if g.Type != gstack.GSOTCPv4 && g.Type != gstack.GSOTCPv6 {
+		return h
+	}
+	if g.NeedsCsum {
+		h.Flags = tun.VirtioNetHdrFNeedsCsum
+		h.CsumStart = uint16(len(pkt.NetworkHeader().Slice()))
+		h.CsumOffset = g.CsumOffset
+	}
+	if pkt.Data().Size() > int(g.MSS) {
+		h.GSOType = tun.VirtioNetHdrGSOTCPv4
+		if g.Type == gstack.GSOTCPv6 {
+			h.GSOType = tun.VirtioNetHdrGSOTCPv6
+		}
+		h.GSOSize = g.MSS
+		h.HdrLen = uint16(pkt.HeaderSize())
+	}
+	return h
+}
+
+// copyPacket copies pkt's bytes into b and returns how many it copied.
+func copyPacket(b []byte, pkt *gstack.PacketBuffer) int {
+	vl, off := pkt.AsViewList()
+	w := 0
+	for v := vl.Front(); v != nil && w < len(b); v = v.Next() {
+		sl := v.AsSlice()
+		if off >= len(sl) {
+			off -= len(sl)
+			continue
+		}
+		w += copy(b[w:], sl[off:])
+		off = 0
+	}
+	return w
+}
+
+// GSOMaxSize implements gstack.GSOEndpoint.
+func (e *linkEndpoint) GSOMaxSize() uint32 {
+	if e.offload == nil {
+		return 0
+	}
+	return gsoMaxSize
+}
+
+// SupportedGSO implements gstack.GSOEndpoint: host GSO when every device
+// is an offload queue.
+func (e *linkEndpoint) SupportedGSO() gstack.SupportedGSO {
+	if e.offload == nil {
+		return gstack.GSONotSupported
+	}
+	return gstack.HostGSOSupported
 }

@@ -20,7 +20,7 @@ import (
 type Interface struct {
 	name   string
 	mtu    int
-	queues []*queue
+	queues []Device
 
 	closeOnce sync.Once
 	closeErr  error // set once by closeOnce
@@ -59,18 +59,18 @@ func Open(cfg Config, log *slog.Logger) (*Interface, error) {
 
 	ifc := &Interface{name: cfg.Name, mtu: cfg.MTU}
 	for i := 0; i < cfg.Queues; i++ {
-		f, err := openQueue(cfg.Name, cfg.Queues > 1)
+		q, err := openAnyQueue(cfg.Name, cfg.Queues > 1, cfg.Offload)
 		if err != nil {
 			ifc.Close()
 			return nil, fmt.Errorf("tun: open queue %d of %q: %w", i, cfg.Name, err)
 		}
-		ifc.queues = append(ifc.queues, newQueue(f))
+		ifc.queues = append(ifc.queues, q)
 	}
 	if err := configure(h, cfg); err != nil {
 		ifc.Close()
 		return nil, fmt.Errorf("tun: configure %q: %w", cfg.Name, err)
 	}
-	log.Info("TUN device up", "name", cfg.Name, "mtu", cfg.MTU, "queues", cfg.Queues, "addresses", cfg.Addresses)
+	log.Info("TUN device up", "name", cfg.Name, "mtu", cfg.MTU, "queues", cfg.Queues, "offload", cfg.Offload, "addresses", cfg.Addresses)
 	return ifc, nil
 }
 
@@ -82,11 +82,7 @@ func (i *Interface) MTU() int { return i.mtu }
 
 // Queues returns one Device per queue, to be read by one goroutine each.
 func (i *Interface) Queues() []Device {
-	d := make([]Device, len(i.queues))
-	for k, q := range i.queues {
-		d[k] = q
-	}
-	return d
+	return append([]Device(nil), i.queues...)
 }
 
 // Close closes every queue, which unblocks their readers and removes the

@@ -79,7 +79,7 @@ func TestOpenConfiguresDevice(t *testing.T) {
 		t.Errorf("conf/all/rp_filter was changed to 2; only the device's may be")
 	}
 
-	q := ifc.queues[0]
+	q := ifc.queues[0].(*queue)
 	rc, err := q.f.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
