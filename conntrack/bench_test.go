@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 )
@@ -209,4 +210,47 @@ func TestMemoryPerEntry(t *testing.T) {
 	}
 	runtime.KeepAlive(tab)
 	runtime.KeepAlive(keys)
+}
+
+// BenchmarkGCPause1M is a forced garbage collection with a live 1M-flow
+// table: ns/op is the whole cycle (the table is pointer-free, so marking
+// skips its entries); pause-ns is the median stop-the-world pause (both
+// pauses of a cycle) and max-pause-ns the longest, which on a loaded VM
+// mostly measures the host's scheduling.
+func BenchmarkGCPause1M(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds a 1M-flow table")
+	}
+	for _, withTable := range []bool{false, true} {
+		name := "empty-heap"
+		if withTable {
+			name = "1M-flows"
+		}
+		b.Run(name, func(b *testing.B) {
+			var tab *Table
+			if withTable {
+				tab, _ = bigTable(b, 1<<20)
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for b.Loop() {
+				runtime.GC()
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			var pauses []uint64
+			for i := before.NumGC; i < after.NumGC && i-before.NumGC < 256; i++ {
+				pauses = append(pauses, after.PauseNs[i%256])
+			}
+			slices.Sort(pauses)
+			if len(pauses) > 0 {
+				b.ReportMetric(float64(pauses[len(pauses)/2]), "pause-ns")
+				b.ReportMetric(float64(pauses[len(pauses)-1]), "max-pause-ns")
+			}
+			b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB")
+			runtime.KeepAlive(tab)
+		})
+	}
 }

@@ -374,6 +374,7 @@ func TestConfig(t *testing.T) {
 	var c Config
 	c.Defaults()
 	if c.MaxFlows != 262144 || c.MaxFlowsPerSource != 4096 || c.Timeouts.TCPEstablished.D() != 5*24*time.Hour ||
+		c.MaxHalfOpen != 0.25 || c.MaxHalfOpenPerSource != 1024 || c.Loose ||
 		c.Timeouts.UDPStream.D() != 120*time.Second || c.Timeouts.TCPClose.D() != 10*time.Second {
 		t.Fatalf("defaults %+v", c)
 	}
@@ -386,6 +387,9 @@ func TestConfig(t *testing.T) {
 	_, err := toml.Decode(`
 [conntrack]
 max_flows = 1000
+loose = true
+max_half_open = 0.5
+max_half_open_per_source = 64
 [conntrack.timeouts]
 tcp_established = "1d"
 udp = "10s"
@@ -395,18 +399,22 @@ udp = "10s"
 	}
 	f.Conntrack.Defaults()
 	if f.Conntrack.MaxFlows != 1000 || f.Conntrack.Timeouts.TCPEstablished.D() != 24*time.Hour ||
-		f.Conntrack.Timeouts.UDP.D() != 10*time.Second || f.Conntrack.Timeouts.ICMP.D() != 30*time.Second {
+		f.Conntrack.Timeouts.UDP.D() != 10*time.Second || f.Conntrack.Timeouts.ICMP.D() != 30*time.Second ||
+		!f.Conntrack.Loose || f.Conntrack.MaxHalfOpen != 0.5 || f.Conntrack.MaxHalfOpenPerSource != 64 ||
+		f.Conntrack.Timeouts.TCPUnack.D() != 300*time.Second {
 		t.Fatalf("decoded %+v", f.Conntrack)
 	}
 	bad := c
 	bad.MaxFlows = -1
 	bad.MaxFlowsPerSource = -5
 	bad.Timeouts.UDP = -1
+	bad.MaxHalfOpen = 1.5
+	bad.MaxHalfOpenPerSource = -1
 	var keys []string
 	for _, e := range bad.Validate() {
 		keys = append(keys, strings.Join(e.Key, "."))
 	}
-	if want := "conntrack.max_flows conntrack.max_flows_per_source conntrack.timeouts.udp"; strings.Join(keys, " ") != want {
+	if want := "conntrack.max_flows conntrack.max_flows_per_source conntrack.max_half_open conntrack.max_half_open_per_source conntrack.timeouts.udp"; strings.Join(keys, " ") != want {
 		t.Fatalf("errors at %v, want %s", keys, want)
 	}
 }
