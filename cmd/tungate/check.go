@@ -42,6 +42,7 @@ func cmdCheck(args []string, out io.Writer) error {
 		}
 	}
 	list("rules needing payload", s.PayloadRules)
+	list("rules waiting for an L7 field", s.L7Rules)
 	list("audit-mode rules", s.AuditRules)
 	list("rules with a limit", s.Limits)
 	for _, sh := range p.Shadowed() {
