@@ -58,9 +58,14 @@ var (
 	_ doner           = (*policy.Inspector)(nil)
 )
 
-// relayBufSize is one read's worth of stream data; also the largest chunk an
-// inspector sees at once.
-const relayBufSize = 32 << 10
+// relayBufSize is one read's worth of stream data while a flow is busy;
+// also the largest chunk an inspector sees at once.
+const relayBufSize = 64 << 10
+
+// relaySmallSize is the buffer a pump waits with. A blocking Read holds
+// its buffer for as long as the flow is idle, so an idle flow must not
+// hold a big one: 10,000 idle connections would pin 2 x 10,000 of them.
+const relaySmallSize = 1 << 10
 
 var relayBufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
 
@@ -125,11 +130,25 @@ func relayTCP(ctx context.Context, client, upstream Stream, ins streamInspector,
 
 // pump copies src to dst. A clean EOF half-closes dst and leaves the other
 // direction running.
+//
+// It reads into a small buffer of its own until a read fills it, then into
+// a pooled big one for as long as reads keep returning more than the small
+// buffer would have held; the first read that does not hands the big
+// buffer back. So a busy flow moves data in big chunks, and an idle one
+// waits holding only relaySmallSize bytes.
 func (r *tcpRelay) pump(dir policy.StreamDir, src, dst Stream, n *int64) {
-	bp := relayBufPool.Get().(*[]byte)
-	defer relayBufPool.Put(bp)
-	buf := *bp
+	small := make([]byte, relaySmallSize)
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			relayBufPool.Put(big)
+		}
+	}()
 	for {
+		buf := small
+		if big != nil {
+			buf = *big
+		}
 		k, err := src.Conn.Read(buf)
 		if k > 0 {
 			if !r.feed(dir, buf[:k]) {
@@ -140,6 +159,13 @@ func (r *tcpRelay) pump(dir policy.StreamDir, src, dst Stream, n *int64) {
 				return
 			}
 			*n += int64(k)
+		}
+		switch {
+		case big == nil && k == len(small):
+			big = relayBufPool.Get().(*[]byte)
+		case big != nil && k <= relaySmallSize:
+			relayBufPool.Put(big)
+			big = nil
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
