@@ -19,6 +19,9 @@ type decisionRecord struct {
 	src, dst netip.AddrPort
 	reason   string
 	pattern  string // payload hits only
+	// field and value: an L7 field that decided (attribute sni,
+	// http_host, http_method, http_path or dns_qname) and its value.
+	field, value string
 }
 
 // decisionLog writes decisions as one structured record per line, under a
@@ -70,7 +73,7 @@ func (d *decisionLog) write(r *decisionRecord) {
 	if d.log == nil || !d.allow(r.rule) {
 		return
 	}
-	attrs := [8]slog.Attr{
+	attrs := [9]slog.Attr{
 		slog.String("rule", r.rule),
 		slog.String("action", r.action),
 		slog.String("proto", protoName(r.proto)),
@@ -81,6 +84,10 @@ func (d *decisionLog) write(r *decisionRecord) {
 	n := 6
 	if r.pattern != "" {
 		attrs[n] = slog.String("pattern", r.pattern)
+		n++
+	}
+	if r.field != "" {
+		attrs[n] = slog.String(r.field, r.value)
 		n++
 	}
 	d.log.LogAttrs(context.Background(), slog.LevelInfo, "decision", attrs[:n]...)
@@ -139,4 +146,7 @@ const (
 	reasonRecheck   = "recheck"      // a reload's policy no longer allows this tracked flow
 	reasonFlush     = "flush"        // an add_to flush_flows ended the address's flows
 	reasonRateLimit = "reject_rate"  // a reject answered with a drop: [reject] max_rate exceeded
+	reasonL7        = "l7"           // a pending flow decided on its TLS SNI or HTTP request head
+	reasonHTTP      = "http_request" // a later request of a kept-alive HTTP connection was refused
+	reasonDNS       = "dns"          // one DNS query decided on its name
 )

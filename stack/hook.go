@@ -213,16 +213,36 @@ func (s *Stack) decideNew(p *parsed) hookAction {
 // commitAllowed commits an allowed first packet. An inspected TCP flow's
 // verdict is kept for its forwarder handler first; without room for it
 // the SYN is dropped, since its payload rules could not be enforced.
+//
+// A flow pending on an L7 field keeps its verdict the same way: TCP for
+// the forwarder handler, which completes the handshake, reads the field
+// and resumes the rules (pending.go); UDP, pending on dns.qname, in the L7
+// table for as long as the flow lives, since its handler decides every
+// query and may run again for the same flow (dnsfwd.go).
 func (s *Stack) commitAllowed(pol *policy.Policy, v *policy.Verdict, f *policy.Flow, p *parsed, reason string) hookAction {
-	kept := v.Armed && p.ct.Key.Proto == protoTCP
+	kept := (v.Armed || v.Pending) && p.ct.Key.Proto == protoTCP
 	if kept && !s.flowReg.keep(p.ct.Key, armedFlow{pol: pol, v: *v, at: time.Now()}) {
 		s.ctr.inspectBusy.Add(1)
 		return hookDrop
+	}
+	keptDNS := v.Pending && p.ct.Key.Proto == protoUDP
+	if p.ct.Key.Proto == protoUDP {
+		if keptDNS {
+			if !s.l7.keepDNS(p.ct.Key, armedFlow{pol: pol, v: *v, at: time.Now()}) {
+				s.ctr.inspectBusy.Add(1)
+				return hookDrop
+			}
+		} else {
+			s.l7.forget(p.ct.Key)
+		}
 	}
 	err := s.ct.Commit(&p.ct, conntrack.Verdict{Action: uint8(policy.ActionAllow), Rule: v.RuleID})
 	if err != nil {
 		if kept {
 			s.flowReg.take(p.ct.Key)
+		}
+		if keptDNS {
+			s.l7.forget(p.ct.Key)
 		}
 		s.ctr.commitFailures.Add(1)
 		if pol.Log().Decisions != "none" {
@@ -393,6 +413,25 @@ func (s *Stack) logKey(rule, action string, k *conntrack.Key, reason, pattern st
 		reason:  reason,
 		pattern: pattern,
 	})
+}
+
+// logField writes a decision an L7 field (or a payload pattern) made
+// about the flow direction k, with the field's value.
+func (s *Stack) logField(rule, action string, k *conntrack.Key, reason string, field policy.L7Field, value string) {
+	r := decisionRecord{
+		rule:   rule,
+		action: action,
+		proto:  k.Proto,
+		src:    netip.AddrPortFrom(addrOf(&k.Src, k.Family), k.SrcPort),
+		dst:    netip.AddrPortFrom(addrOf(&k.Dst, k.Family), k.DstPort),
+		reason: reason,
+	}
+	if field == policy.FieldPayload {
+		r.pattern = value
+	} else if key := field.LogKey(); key != "" {
+		r.field, r.value = key, value
+	}
+	s.dlog.write(&r)
 }
 
 // echoSeq reads the sequence number of the echo message at p.l4.

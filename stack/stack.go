@@ -80,6 +80,7 @@ type Stack struct {
 
 	rejects  *bucket       // [reject] max_rate
 	flowReg  *flowRegistry // relays' cancels, SYN-time verdicts
+	l7       *l7Table      // per-flow L7 fields and UDP DNS verdicts (l7info.go)
 	rechecks recheckSet    // flows a reload asked to decide again
 	flushes  *flushQueue   // add_to flush_flows requests for the flusher
 	// srcCount is conntrack's per-source flow count for max_conns, nil
@@ -148,6 +149,7 @@ func New(opts Options) (*Stack, error) {
 	s.dlog = newDecisionLog(log, &s.ctr.logSuppressed, nil)
 	s.rejects = newBucket(nil)
 	s.flowReg = newFlowRegistry()
+	s.l7 = newL7Table()
 	s.flushes = newFlushQueue()
 	s.srcCount, _ = any(opts.Conntrack).(sourceCounter)
 	s.SetPolicy(opts.Policy)
@@ -320,6 +322,7 @@ func (s *Stack) runJanitor(ctx context.Context) {
 			pass++
 			s.dlog.flushSuppressed()
 			s.flowReg.pruneArmed(s.ct, time.Now())
+			s.l7.prune(s.ct, time.Now())
 			s.rechecks.prune(s.ct, pass)
 		}
 	}

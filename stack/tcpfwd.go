@@ -2,7 +2,9 @@ package stack
 
 import (
 	"context"
+	"io"
 	"net/netip"
+	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -37,13 +39,28 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	key := keyOf(protoTCP, client, dst)
 
 	// The flow was allowed at its SYN, and Decide ran then (it takes
-	// limit tokens, so it must not run again): an inspected flow's verdict
-	// was kept for this handler. A reload or flush since then has set the
-	// cached verdict or removed the flow, and its packets go nowhere.
+	// limit tokens, so it must not run again): an inspected or pending
+	// flow's verdict was kept for this handler. A reload or flush since
+	// then has set the cached verdict or removed the flow, and its packets
+	// go nowhere.
 	armed, inspect := s.flowReg.take(key)
 	relayCtx, stopRelay := context.WithCancel(s.flowCtx)
 	defer stopRelay()
 	defer s.flowReg.register(key, stopRelay)()
+
+	pending := inspect && armed.v.Pending
+	if pending {
+		s.l7.start(key)
+		defer s.l7.stop(key)
+		if armed.v.Need&policy.NeedDNS == 0 {
+			// tls.sni / http.*: the field comes from the client's first
+			// bytes, so the handshake completes before any dial.
+			if cc := s.acceptClient(r, relayCtx); cc != nil {
+				s.pendingTCP(relayCtx, cc, key, armed)
+			}
+			return
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(s.flowCtx, s.egress.DialTimeout.D())
 	up, err := s.dialTCP(ctx, dst)
@@ -53,14 +70,33 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		r.Complete(IsRefused(err))
 		return
 	}
+	cc := s.acceptClient(r, relayCtx)
+	if cc == nil {
+		upstreamStream(up).Abort()
+		return
+	}
+	if pending {
+		// dns.qname over TCP: decided message by message.
+		s.dnsTCP(relayCtx, cc, upstreamStream(up), key, armed)
+		return
+	}
+	var ins streamInspector
+	var onHit func(policy.Hit)
+	if inspect {
+		f := policy.Flow{Proto: protoTCP, Src: client.Addr(), Dst: dst.Addr(), SrcPort: client.Port(), DstPort: dst.Port()}
+		ins, onHit = s.inspection(armed.pol, &f, armed.v, key, cc)
+	}
+	relayTCP(relayCtx, cc.stream(), upstreamStream(up), ins, onHit)
+}
 
+// acceptClient completes the client's handshake; nil when the client gave
+// up or reset during it.
+func (s *Stack) acceptClient(r *tcp.ForwarderRequest, ctx context.Context) *clientConn {
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
-		// The client gave up or reset during the handshake.
 		r.Complete(true)
-		upstreamStream(up).Abort()
-		return
+		return nil
 	}
 	r.Complete(false)
 	ep.SocketOptions().SetKeepAlive(true)
@@ -68,19 +104,24 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	_ = ep.SetSockOpt(&idle)
 	intvl := tcpip.KeepaliveIntervalOption(clientKeepalive / 4)
 	_ = ep.SetSockOpt(&intvl)
+	return &clientConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep, ctx: ctx}
+}
 
-	conn := gonet.NewTCPConn(&wq, ep)
+// inspection returns the inspector of an allowed flow's armed payload
+// rules and per-request HTTP checks (nil when none are armed) and the
+// relay's hit handler.
+func (s *Stack) inspection(pol *policy.Policy, f *policy.Flow, v policy.Verdict, key conntrack.Key, cc *clientConn) (streamInspector, func(policy.Hit)) {
 	var ins streamInspector
-	var onHit func(policy.Hit)
-	if inspect {
-		pol, v := armed.pol, armed.v
-		f := policy.Flow{Proto: protoTCP, Src: client.Addr(), Dst: dst.Addr(), SrcPort: client.Port(), DstPort: dst.Port()}
-		if in := pol.NewInspector(&f, v); in != nil {
-			ins = &auditingInspector{in: in, onAudit: func(h policy.Hit) { s.payloadAudit(pol, h, key) }}
-		}
-		onHit = func(h policy.Hit) { s.payloadHit(pol, h, key) }
+	if in := pol.NewInspector(f, v); in != nil {
+		ins = &auditingInspector{in: in, onAudit: func(h policy.Hit) { s.payloadAudit(pol, h, key) }}
 	}
-	relayTCP(relayCtx, Stream{Conn: conn, Abort: ep.Abort}, upstreamStream(up), ins, onHit)
+	onHit := func(h policy.Hit) {
+		s.payloadHit(pol, h, key)
+		if h.Action == policy.ActionReject && h.Reject == policy.RejectHTTP403 {
+			cc.answerForbidden()
+		}
+	}
+	return ins, onHit
 }
 
 // auditingInspector keeps audit-mode payload hits from the relay, which
@@ -102,19 +143,131 @@ func (a *auditingInspector) Feed(dir policy.StreamDir, data []byte) (policy.Hit,
 
 func (a *auditingInspector) Done() bool { return a.in.Done() }
 
-// payloadAudit logs an audit-mode payload hit as would-<action>.
+// payloadAudit logs an audit-mode payload or HTTP request hit as
+// would-<action>.
 func (s *Stack) payloadAudit(pol *policy.Policy, h policy.Hit, key conntrack.Key) {
 	s.ctr.auditHits.Add(1)
-	s.logKey(pol.RuleNameAt(h.Rule), wouldName(h.Action), &key, reasonAudit, h.Pattern)
+	s.logField(pol.RuleNameAt(h.Rule), wouldName(h.Action), &key, reasonAudit, hitField(&h), hitValue(&h))
 }
 
-// payloadHit acts on a drop or reject payload hit, which ends the flow: the
-// verdict is cached first, so the log and conntrack agree with what the
-// peers observe.
+// payloadHit acts on a drop or reject hit, which ends the flow: a payload
+// pattern, or a later HTTP request of a kept-alive connection that the
+// http.* rules refuse (counted as payload hits too). The verdict is cached
+// first, so the log and conntrack agree with what the peers observe.
 func (s *Stack) payloadHit(pol *policy.Policy, h policy.Hit, key conntrack.Key) {
 	s.ctr.payloadHits.Add(1)
 	s.ct.SetVerdict(key, conntrack.Verdict{Action: uint8(h.Action), Rule: h.RuleID})
-	s.logKey(pol.RuleNameAt(h.Rule), h.Action.String(), &key, reasonPayload, h.Pattern)
+	reason := reasonPayload
+	if f := hitField(&h); f != policy.FieldPayload {
+		reason = reasonHTTP
+		if f != policy.FieldNone {
+			s.l7.record(key, f, h.Value, pol.RuleNameAt(h.Rule), h.Action.String())
+		}
+	}
+	s.logField(pol.RuleNameAt(h.Rule), h.Action.String(), &key, reason, hitField(&h), hitValue(&h))
+}
+
+// hitField is the field a hit decided on; payload hits from inspectors
+// that do not set it are patterns.
+func hitField(h *policy.Hit) policy.L7Field {
+	if h.Field == policy.FieldNone && h.Pattern != "" {
+		return policy.FieldPayload
+	}
+	return h.Field
+}
+
+func hitValue(h *policy.Hit) string {
+	if h.Field == policy.FieldPayload || h.Value == "" {
+		if h.Pattern != "" {
+			return h.Pattern
+		}
+	}
+	return h.Value
+}
+
+// clientConn is the client side of a relayed TCP flow. A refusal with
+// RejectHTTP403 turns the relay's reset of the client into an answer:
+// when the relay (or the pending path) closes the connection, the 403
+// response goes out, the sending side is closed, and the client's
+// remaining bytes are read and discarded for a moment so that closing
+// with unread data does not reset the answer away.
+type clientConn struct {
+	*gonet.TCPConn
+	ep  tcpip.Endpoint
+	ctx context.Context // ends the lingering read early (teardown)
+
+	mu     sync.Mutex // guards answer
+	answer bool       // send HTTP403Response on Close instead of resetting
+}
+
+// forbiddenLinger bounds writing the 403 answer and draining the client.
+const forbiddenLinger = 2 * time.Second
+
+func (c *clientConn) stream() Stream { return Stream{Conn: c, Abort: c.abort} }
+
+// answerForbidden makes the next abort and Close answer 403.
+func (c *clientConn) answerForbidden() {
+	c.mu.Lock()
+	c.answer = true
+	c.mu.Unlock()
+}
+
+func (c *clientConn) answering() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.answer
+}
+
+// abort resets the client, unless a 403 answer is due: then the relay's
+// past deadline stops the pumps and Close answers.
+func (c *clientConn) abort() {
+	if !c.answering() {
+		c.ep.Abort()
+	}
+}
+
+// reset resets the client and releases the connection.
+func (c *clientConn) reset() {
+	c.ep.Abort()
+	_ = c.TCPConn.Close()
+}
+
+// refuse ends a flow the rules refused after the handshake: a 403 answer
+// for RejectHTTP403, a reset otherwise (drops too: see pendingTCP).
+func (c *clientConn) refuse(a policy.Action, k policy.RejectKind) {
+	if a == policy.ActionReject && k == policy.RejectHTTP403 {
+		c.answerForbidden()
+		_ = c.Close()
+		return
+	}
+	c.reset()
+}
+
+// Close sends the 403 answer when one is due, then closes.
+func (c *clientConn) Close() error {
+	c.mu.Lock()
+	answer := c.answer
+	c.answer = false
+	c.mu.Unlock()
+	if answer {
+		_ = c.TCPConn.SetDeadline(time.Now().Add(forbiddenLinger))
+		stop := context.AfterFunc(c.ctx, func() { _ = c.TCPConn.SetDeadline(time.Unix(1, 0)) })
+		if _, err := io.WriteString(c.TCPConn, policy.HTTP403Response); err == nil && c.TCPConn.CloseWrite() == nil {
+			var sink [2048]byte
+			for {
+				if _, err := c.TCPConn.Read(sink[:]); err != nil {
+					break
+				}
+			}
+		}
+		stop()
+	}
+	return c.TCPConn.Close()
+}
+
+// netipDst is the destination of the flow with original-direction key k.
+func netipDst(k *conntrack.Key) netip.AddrPort {
+	return netip.AddrPortFrom(addrOf(&k.Dst, k.Family), k.DstPort)
 }
 
 // addrPortOf converts a gVisor address and port.

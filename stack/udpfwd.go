@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"net"
 
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
@@ -30,6 +31,15 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 	}
 	conn := gonet.NewUDPConn(&wq, ep)
 	key := keyOf(protoUDP, client, dst)
+	// A flow pending on dns.qname keeps its verdict in the L7 table for
+	// its whole life: this handler runs again for the same flow after an
+	// idle timeout, and every query must be decided each time.
+	var clientSide net.Conn = conn
+	dns, isDNS := s.l7.dnsVerdict(key)
+	if isDNS {
+		clientSide = &dnsConn{Conn: conn, d: s.newDNSFlow(key, dns)}
+		s.l7.start(key)
+	}
 	relayCtx, stopRelay := context.WithCancel(s.flowCtx)
 	unregister := s.flowReg.register(key, stopRelay)
 	// Owned by the Stack: ends when the relay went idle, failed, or its
@@ -38,6 +48,9 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 		defer s.flows.Done()
 		defer stopRelay()
 		defer unregister()
+		if isDNS {
+			defer s.l7.stop(key)
+		}
 		ctx, cancel := context.WithTimeout(relayCtx, s.egress.DialTimeout.D())
 		up, err := s.dialUDP(ctx, dst)
 		cancel()
@@ -46,7 +59,7 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 			_ = conn.Close()
 			return
 		}
-		relayUDP(relayCtx, conn, up, s.cfg.UDPIdleTimeout.D())
+		relayUDP(relayCtx, clientSide, up, s.cfg.UDPIdleTimeout.D())
 		_ = conn.Close()
 		_ = up.Close()
 	}()
