@@ -162,7 +162,6 @@ func (pl *l7Pipeline) info(t *testing.T, proto uint8, local, remote net.Addr) (L
 	return pl.h.s.FlowL7(keyOf(proto, netip.AddrPortFrom(k[0].Addr().Unmap(), k[0].Port()), netip.AddrPortFrom(k[1].Addr().Unmap(), k[1].Port())))
 }
 
-
 // isRST recognises a reset as gVisor's client endpoints report it.
 func isRST(err error) bool { return err != nil && strings.Contains(err.Error(), "reset") }
 
