@@ -37,6 +37,7 @@ type dnsFlow struct {
 	key conntrack.Key
 	tcp bool
 	nx  [512]byte // backs NXDOMAIN answers (a question name is at most 255 bytes)
+	q   l7.Query  // the query being decided; here so it costs no allocation
 }
 
 func (s *Stack) newDNSFlow(key conntrack.Key, a armedFlow) *dnsFlow {
@@ -46,8 +47,9 @@ func (s *Stack) newDNSFlow(key conntrack.Key, a armedFlow) *dnsFlow {
 // decide returns what to do with msg and, for dnsAnswer, the answer
 // (valid until the next call).
 func (d *dnsFlow) decide(msg []byte) (dnsAct, []byte) {
-	q, err := l7.ParseQuery(msg)
-	qp := &q
+	var err error
+	d.q, err = l7.ParseQuery(msg)
+	qp := &d.q
 	if err != nil {
 		qp = nil
 	}

@@ -34,7 +34,7 @@ const (
 	dnsAnswerDelay = 700 * time.Millisecond
 )
 
-func l7Policy(t testing.TB) *policy.Policy {
+func l7Policy(t testing.TB, decisions string) *policy.Policy {
 	t.Helper()
 	sm := func(kind string, v ...any) *policy.StringMatch {
 		m := &policy.StringMatch{}
@@ -58,7 +58,7 @@ func l7Policy(t testing.TB) *policy.Policy {
 			{Name: "drop-dropped", Proto: udptcp, DstPort: policy.List{int64(portDNS)}, DNS: &policy.DNSMatch{QName: sm("exact", "dropped.example")}, Action: "drop"},
 			{Name: "allow-l7", Proto: policy.List{"tcp", "udp"}, DstPort: policy.List{int64(portTLS), int64(portHTTP403), int64(portHTTPReset), int64(portGreeting), int64(portDNS)}, Action: "allow"},
 		},
-		Log: policy.LogConfig{Decisions: "all", Rate: "10000/s"},
+		Log: policy.LogConfig{Decisions: decisions, Rate: "10000/s"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func newL7Pipeline(t testing.TB) *l7Pipeline {
 	pl := &l7Pipeline{dials: make(map[uint16]int)}
 	var d net.Dialer
 	h := newHarness(t, harnessOpts{
-		pol: l7Policy(t),
+		pol: l7Policy(t, "all"),
 		dialTCP: func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) {
 			pl.mu.Lock()
 			pl.dials[dst.Port()]++
@@ -547,5 +547,24 @@ func TestL7TablePrune(t *testing.T) {
 	}
 	if tb.keepDNS(k, armedFlow{at: time.Now()}) {
 		t.Error("keepDNS succeeded on a full table")
+	}
+}
+
+func TestDNSDecideAllocs(t *testing.T) {
+	h := newHarness(t, harnessOpts{noRun: true, pol: l7Policy(t, "drops")})
+	key := keyOf(protoUDP, netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, portDNS))
+	f := h.s.flowOfKey(&key, key.Family)
+	pol := h.s.pol.Load()
+	v := pol.Decide(&f)
+	if !v.Pending {
+		t.Fatalf("verdict %v, want pending on dns.qname", v)
+	}
+	d := h.s.newDNSFlow(key, armedFlow{pol: pol, v: v})
+	q := dnsQuery(t, 1, "www.allowed.example.")
+	if act, _ := d.decide(q); act != dnsForward {
+		t.Fatalf("allowed query: act %d", act)
+	}
+	if n := testing.AllocsPerRun(100, func() { d.decide(q) }); n != 0 {
+		t.Errorf("an allowed query allocates %.1f times", n)
 	}
 }
