@@ -122,11 +122,12 @@ func startSegCapture(t *testing.T, ns lab.NS, ifName string, keep func(segment) 
 		if err != nil {
 			return err
 		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+		// ETH_P_ALL: only taps for every protocol see outgoing packets.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return err
 		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index}); err != nil {
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
 			unix.Close(fd)
 			return err
 		}
@@ -153,9 +154,12 @@ func (c *segCapture) read(keep func(segment) bool) {
 	defer close(c.done)
 	buf := make([]byte, 65536)
 	for !c.stop.Load() {
-		n, _, err := unix.Recvfrom(c.fd, buf, 0)
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
 		if err != nil {
 			continue // timeout or EINTR: check stop
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Protocol != htons(unix.ETH_P_IP) {
+			continue
 		}
 		s, ok := parseSegment(buf[:n])
 		if !ok || !keep(s) {
@@ -212,13 +216,13 @@ func (c *segCapture) wait(mark int, match func(segment) bool, timeout time.Durat
 // handshake, data at chosen sequence offsets in any order, then RST. The
 // gateway's netstack is the peer (it terminates the client's TCP).
 type rawFlow struct {
-	t        *testing.T
-	raw      *rawSender
-	cap      *segCapture
-	src, dst netip.AddrPort
-	isn      uint32 // ours
-	peerNext uint32 // the sequence number we acknowledge
-	endOffset int   // one past the highest stream offset sent
+	t         *testing.T
+	raw       *rawSender
+	cap       *segCapture
+	src, dst  netip.AddrPort
+	isn       uint32 // ours
+	peerNext  uint32 // the sequence number we acknowledge
+	endOffset int    // one past the highest stream offset sent
 }
 
 // rawHandshake opens a flow from rawTCPSrc:sport to dst. The capture must
