@@ -26,6 +26,11 @@ type Flow struct {
 	Action    string `json:"action"`  // the verdict cached on the flow
 	RuleID    uint32 `json:"rule_id"` // stable across reloads; 0 = defaults.policy
 	Rule      string `json:"rule"`    // "default" for defaults.policy
+	// What payload inspection read on the flow (see L7Source); empty
+	// when it read nothing.
+	SNI      string `json:"sni,omitempty"`
+	HTTPHost string `json:"http_host,omitempty"`
+	DNSQName string `json:"dns_qname,omitempty"`
 }
 
 // Tuple is one direction of a flow with its counters. For ICMP echo,
@@ -176,6 +181,13 @@ func (f *Flow) AppendText(b []byte) []byte {
 	b = f.Reply.appendText(b, isICMP(f.ProtoNum))
 	if f.Assured {
 		b = append(b, "[ASSURED] "...)
+	}
+	for _, kv := range [...]struct{ k, v string }{{"sni=", f.SNI}, {"http_host=", f.HTTPHost}, {"dns_qname=", f.DNSQName}} {
+		if kv.v != "" {
+			b = append(b, kv.k...)
+			b = strconv.AppendQuote(b, kv.v)
+			b = append(b, ' ')
+		}
 	}
 	b = append(b, "rule="...)
 	return append(b, f.Rule...)

@@ -21,6 +21,18 @@ type Backend interface {
 	Reload() error
 }
 
+// L7Source is implemented by backends that record, per flow, the fields
+// payload inspection read (the TLS SNI, HTTP Host, DNS query name); the
+// flow listing then shows them.
+type L7Source interface {
+	FlowL7(orig conntrack.Key) (L7, bool)
+}
+
+// L7 is what inspection read on one flow; empty fields were not read.
+type L7 struct {
+	SNI, HTTPHost, DNSQName string
+}
+
 // Pong answers OpPing.
 type Pong struct {
 	PID   int `json:"pid"`
@@ -56,7 +68,13 @@ func Ops(b Backend) Mux {
 					if err = ctx.Err(); err != nil {
 						return false
 					}
-					err = emit(FlowFrom(fi, p))
+					f := FlowFrom(fi, p)
+					if ls, ok := b.(L7Source); ok {
+						if l, ok := ls.FlowL7(fi.Orig); ok {
+							f.SNI, f.HTTPHost, f.DNSQName = l.SNI, l.HTTPHost, l.DNSQName
+						}
+					}
+					err = emit(f)
 					return err == nil
 				})
 				return err

@@ -20,6 +20,12 @@ func (b controlBackend) Conntrack() *conntrack.Table { return b.g.data.Conntrack
 func (b controlBackend) Policy() *policy.Policy      { return b.g.data.Policy() }
 func (b controlBackend) Reload() error               { return b.g.applyReload("control socket") }
 
+// FlowL7 makes the flow listing show what inspection read (control.L7Source).
+func (b controlBackend) FlowL7(k conntrack.Key) (control.L7, bool) {
+	i, ok := b.g.data.FlowL7(k)
+	return control.L7{SNI: i.SNI, HTTPHost: i.HTTPHost, DNSQName: i.DNSQName}, ok
+}
+
 // serveControl answers the control socket until ctx ends; the listener was
 // opened by startGateway before anything else, so a second gateway on the
 // same socket is refused before it touches the TUN or the routes.
