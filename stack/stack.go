@@ -214,6 +214,9 @@ func (s *Stack) buildNetstack() error {
 	if err := gs.SetTransportProtocolOption(tcp.ProtocolNumber, &mod); err != nil {
 		return fail("tcp moderate receive buffer", err)
 	}
+	if err := tuneTCP(gs); err != nil {
+		return fail("tcp time-wait", err)
+	}
 
 	s.link = newLinkEndpoint(s, uint32(s.mtu))
 	if err := gs.CreateNICWithOptions(nicID, s.link, gstack.NICOptions{Name: "tungate"}); err != nil {
