@@ -370,6 +370,7 @@ func TestEvasionTLSClientHello(t *testing.T) {
 					}
 					// The kernel may coalesce a few writes; most must
 					// leave alone, or this case tests nothing.
+					t.Logf("%d-byte ClientHello left the client in %d one-byte segments", hs.helloLen, n)
 					if n < hs.helloLen/2 {
 						t.Fatalf("only %d one-byte segments for a %d-byte ClientHello: the client kernel coalesced the writes", n, hs.helloLen)
 					}
@@ -386,8 +387,9 @@ func TestEvasionTLSClientHello(t *testing.T) {
 							break
 						}
 					}
-					if _, ok := findDecision(gw, map[string]string{"rule": sniRule}, 5*time.Second); !ok {
-						t.Errorf("no decision line by %s", sniRule)
+					want := map[string]string{"rule": sniRule, "sni": strings.ToLower(nm.sni)}
+					if _, ok := findDecision(gw, want, 5*time.Second); !ok {
+						t.Errorf("no decision line with %v", want)
 					}
 					t.Logf("%s: client: %v; server connections: %d", nm.sni, err, len(got))
 					return

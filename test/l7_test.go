@@ -127,10 +127,10 @@ func TestL7HTTPHost(t *testing.T) {
 		}
 	})
 
-	for _, c := range []struct{ name, req string }{
-		{"upper-case-with-port", "GET /a HTTP/1.1\r\nHost: BLOCKED.example:80\r\n\r\n"},
-		{"lower-name-no-blank-trailing-dot", "GET /b HTTP/1.1\r\nhost:blocked.example.\r\n\r\n"},
-		{"subdomain-mixed-case", "GET /c HTTP/1.1\r\nUser-Agent: t\r\nHOST:   Www.Blocked.EXAMPLE  \r\nAccept: */*\r\n\r\n"},
+	for _, c := range []struct{ name, req, host string }{
+		{"upper-case-with-port", "GET /a HTTP/1.1\r\nHost: BLOCKED.example:80\r\n\r\n", "blocked.example"},
+		{"lower-name-no-blank-trailing-dot", "GET /b HTTP/1.1\r\nhost:blocked.example.\r\n\r\n", "blocked.example"},
+		{"subdomain-mixed-case", "GET /c HTTP/1.1\r\nUser-Agent: t\r\nHOST:   Www.Blocked.EXAMPLE  \r\nAccept: */*\r\n\r\n", "www.blocked.example"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			mark := len(rec403.received())
@@ -142,8 +142,47 @@ func TestL7HTTPHost(t *testing.T) {
 			if got := rec403.received()[mark:]; containsAny(got, blockedName) {
 				t.Errorf("the server received the blocked request: %s", quoteConns(got))
 			}
-			if _, ok := findDecision(gw, map[string]string{"rule": hostRule403}, 3*time.Second); !ok {
-				t.Errorf("no decision line by %s", hostRule403)
+			want := map[string]string{"rule": hostRule403, "http_host": c.host}
+			if _, ok := findDecision(gw, want, 3*time.Second); !ok {
+				t.Errorf("no decision line with %v", want)
+			}
+		})
+	}
+
+	// Per-request checks: after an answered request, a later one on the
+	// same connection with a blocked Host is refused.
+	for _, c := range []struct {
+		name string
+		dst  netip.AddrPort
+		rec  *recorder
+		want int // status of the refusal; 0: the connection ends instead
+	}{{"keep-alive-403", dst403, rec403, http.StatusForbidden}, {"keep-alive-drop", dstDrop, recDrop, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			mark := len(c.rec.received())
+			conn, err := dialTimeout(l.Client, c.dst, 10*time.Second)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(15 * time.Second))
+			br := bufio.NewReader(conn)
+			io.WriteString(conn, "GET /one HTTP/1.1\r\nHost: allowed.example\r\n\r\n")
+			r, err := http.ReadResponse(br, nil)
+			if err != nil || r.StatusCode != 200 {
+				t.Fatalf("first request: %v %v", r, err)
+			}
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(conn, "GET /two HTTP/1.1\r\nHost: x.BLOCKED.example\r\n\r\n")
+			r, err = http.ReadResponse(br, nil)
+			switch {
+			case c.want != 0 && (err != nil || r.StatusCode != c.want):
+				t.Errorf("second request (blocked Host): %v %v; want %d", statusOf(r), err, c.want)
+			case c.want == 0 && err == nil:
+				t.Errorf("second request (blocked Host, drop rule): status %d; want the connection ended", r.StatusCode)
+			}
+			time.Sleep(advQuiet)
+			if got := c.rec.received()[mark:]; containsAny(got, "/two") || !containsAny(got, "/one") {
+				t.Errorf("the server should have received /one only: %s", quoteConns(got))
 			}
 		})
 	}
@@ -184,6 +223,13 @@ func TestL7HTTPHost(t *testing.T) {
 		}
 		t.Logf("client after the dropped request: %v", err)
 	})
+}
+
+func statusOf(r *http.Response) any {
+	if r == nil {
+		return nil
+	}
+	return r.StatusCode
 }
 
 func statuses(rs []*http.Response) []int {
@@ -277,8 +323,9 @@ func TestL7DNSQName(t *testing.T) {
 						t.Errorf("the server was asked %q", a)
 					}
 				}
-				if _, ok := findDecision(gw, map[string]string{"rule": qnameRule}, 3*time.Second); !ok {
-					t.Errorf("no decision line by %s", qnameRule)
+				want := map[string]string{"rule": qnameRule, "dns_qname": strings.ToLower(strings.TrimSuffix(q.name, "."))}
+				if _, ok := findDecision(gw, want, 3*time.Second); !ok {
+					t.Errorf("no decision line with %v", want)
 				}
 				return
 			}
@@ -310,9 +357,9 @@ func flowL7Exposed() bool {
 	return false
 }
 
-// TestL7ConntrackField: an allowed TLS flow and an allowed HTTP flow,
-// kept open, show the field that decided them in `tungate conntrack`
-// (sni=, http_host=) and its JSON.
+// TestL7ConntrackField: an allowed TLS flow, HTTP flow and DNS flow,
+// kept open, show the field inspection read in `tungate conntrack`
+// (sni=, http_host=, dns_qname=; names normalized) and its JSON.
 func TestL7ConntrackField(t *testing.T) {
 	if !flowL7Exposed() {
 		t.Skip("control.Flow has no L7 field (sni/http_host/dns_qname) yet")
@@ -342,6 +389,20 @@ func TestL7ConntrackField(t *testing.T) {
 		t.Fatalf("HTTP through the gateway: %v %v", r, err)
 	}
 
+	dnsDst := netip.AddrPortFrom(lab.ServerV4, dnsPort)
+	serveDNS(t, l.Server, dnsDst)
+	var dc net.Conn
+	if err := l.Client.Do(func() (err error) {
+		dc, err = net.Dial("udp", dnsDst.String())
+		return err
+	}); err != nil {
+		t.Fatalf("udp socket: %v", err)
+	}
+	defer dc.Close()
+	if _, m, err := dnsQuery(dc, "Allowed.Example."); err != nil || m.RCode != dnsmessage.RCodeSuccess {
+		t.Fatalf("DNS through the gateway: %v %v", m.RCode, err)
+	}
+
 	out, errOut, code := cli(t, l, "conntrack", "-s", sock)
 	if code != 0 {
 		t.Fatalf("tungate conntrack: exit %d\n%s%s", code, out, errOut)
@@ -349,15 +410,16 @@ func TestL7ConntrackField(t *testing.T) {
 	for _, c := range []struct {
 		conn net.Conn
 		want string
-	}{{tc, "sni=" + allowedName}, {hc, "http_host=" + allowedName}} {
-		sport := fmt.Sprintf("sport=%d", c.conn.LocalAddr().(*net.TCPAddr).Port)
+	}{{tc, "sni="}, {hc, "http_host="}, {dc, "dns_qname="}} {
+		sport := fmt.Sprintf("sport=%d", netip.MustParseAddrPort(c.conn.LocalAddr().String()).Port())
 		line := ""
 		for _, ln := range strings.Split(out, "\n") {
 			if strings.Contains(ln, sport) {
 				line = ln
 			}
 		}
-		if !strings.Contains(line, c.want) {
+		// The value may be quoted.
+		if !strings.Contains(line, c.want+allowedName) && !strings.Contains(line, c.want+`"`+allowedName+`"`) {
 			t.Errorf("tungate conntrack: the flow with %s reads %q, want %s in it\n%s", sport, line, c.want, out)
 		}
 	}
@@ -365,21 +427,35 @@ func TestL7ConntrackField(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("tungate conntrack --json: exit %d\n%s%s", code, jout, errOut)
 	}
-	found := 0
+	// One array, or one object per line.
+	var flows []map[string]any
 	dec := json.NewDecoder(strings.NewReader(jout))
 	for dec.More() {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
+		var v any
+		if err := dec.Decode(&v); err != nil {
 			t.Fatalf("conntrack --json: %v\n%s", err, jout)
 		}
+		switch v := v.(type) {
+		case map[string]any:
+			flows = append(flows, v)
+		case []any:
+			for _, e := range v {
+				if m, ok := e.(map[string]any); ok {
+					flows = append(flows, m)
+				}
+			}
+		}
+	}
+	found := 0
+	for _, m := range flows {
 		for _, k := range l7FlowKeys {
 			if v, _ := m[k].(string); v == allowedName {
 				found++
 			}
 		}
 	}
-	if found < 2 {
-		t.Errorf("conntrack --json: %d flows carry %q under one of %v, want 2\n%s", found, allowedName, l7FlowKeys, jout)
+	if found < 3 {
+		t.Errorf("conntrack --json: %d flows carry %q under one of %v, want 3\n%s", found, allowedName, l7FlowKeys, jout)
 	}
 }
 
