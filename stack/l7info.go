@@ -15,7 +15,7 @@ type L7Info struct {
 	SNI      string // tls.sni of a flow that was pending on it
 	HTTPHost string // http.host of the first request (or of a refused later one)
 	DNSQName string // the latest refused query of a DNS flow, else its first
-	Rule     string // the rule an L7 field decided by; "" when none did
+	Rule     string // the rule that decided once the field was read (or refused a query or request); "" before
 	Action   string // that rule's action
 }
 

@@ -45,14 +45,23 @@ func (s *Stack) pendingTCP(ctx context.Context, cc *clientConn, key conntrack.Ke
 		fields = x.Fields()
 	}
 	final := pol.Resume(&f, v, fields)
+	read, value := policy.FieldNone, ""
 	if fields != nil {
 		// Resume normalized the names in place.
 		switch {
 		case fields.Proto == policy.L7TLS && len(fields.SNI) > 0:
-			s.l7.recordFirst(key, policy.FieldSNI, string(fields.SNI))
+			read, value = policy.FieldSNI, string(fields.SNI)
 		case fields.Proto == policy.L7HTTP && len(fields.Host) > 0:
-			s.l7.recordFirst(key, policy.FieldHTTPHost, string(fields.Host))
+			read, value = policy.FieldHTTPHost, string(fields.Host)
 		}
+		if read != policy.FieldNone {
+			s.l7.recordFirst(key, read, value)
+		}
+	}
+	if final.Field == policy.FieldNone {
+		// An L3/L4 rule after the pending one decided: the line still
+		// says what was read.
+		final.Field, final.Value = read, value
 	}
 	s.afterResume(pol, &v, &final, key)
 	if final.Action != policy.ActionAllow {
