@@ -91,8 +91,12 @@ func TestWriteDecisions(t *testing.T) {
 		`{"msg":"ready"}`,
 		`{"msg":"decision","rule":"reject-8081","action":"reject","proto":"tcp","src":"198.18.1.2:40000","dst":"198.18.2.2:8081","reason":"dst_port"}`,
 		`not json`,
+		`{"msg":"decision","rule":"block-sni","action":"reject","proto":"tcp","src":"198.18.1.2:40001","dst":"198.18.2.2:443","reason":"l7","sni":"blocked.example"}`,
 	})
 	out := b.String()
+	if !strings.Contains(out, "sni=blocked.example") {
+		t.Errorf("WriteDecisions lacks the SNI detail:\n%s", out)
+	}
 	if !strings.Contains(out, "reject-8081") || !strings.Contains(out, "198.18.1.2:40000 -> 198.18.2.2:8081") || strings.Contains(out, "ready") {
 		t.Errorf("WriteDecisions:\n%s", out)
 	}
@@ -131,6 +135,11 @@ func TestScenarioWithoutGatewayOnlyAllowedRowsPass(t *testing.T) {
 		CheckPingV4:     {true, Reply},
 		CheckHTTPv6:     {true, "200"},
 		CheckPingV6:     {true, Reply},
+		CheckSNIAllowed: {true, Handshake},
+		CheckSNIBlocked: {false, Handshake},
+		CheckHTTPHost:   {false, "200"},
+		CheckDNSBlocked: {false, Answer},
+		CheckDNSAllowed: {true, Answer},
 	}
 	rows := RunScenario(ctx, l)
 	if len(rows) != len(want) {

@@ -70,6 +70,11 @@ func tcpConnect(ctx context.Context, ns lab.NS, dst netip.AddrPort, timeout time
 // httpGet fetches / from dst and reports "200" when the demo's server
 // answered, or what went wrong instead.
 func httpGet(ctx context.Context, ns lab.NS, dst netip.AddrPort, timeout time.Duration) string {
+	return httpGetHost(ctx, ns, dst, "", timeout)
+}
+
+// httpGetHost is httpGet with the Host header set to host ("" for dst).
+func httpGetHost(ctx context.Context, ns lab.NS, dst netip.AddrPort, host string, timeout time.Duration) string {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tr := &http.Transport{
@@ -84,6 +89,7 @@ func httpGet(ctx context.Context, ns lab.NS, dst netip.AddrPort, timeout time.Du
 	if err != nil {
 		return "error: " + err.Error()
 	}
+	req.Host = host
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		return classify(err)

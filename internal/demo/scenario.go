@@ -54,6 +54,11 @@ const (
 	CheckPingV4       = "ping 198.18.2.2"
 	CheckHTTPv6       = "http GET [2001:2:0:2::2]:80"
 	CheckPingV6       = "ping 2001:2:0:2::2"
+	CheckSNIAllowed   = "tls SNI " + AllowedName + " :443"
+	CheckSNIBlocked   = "tls SNI " + BlockedName + " :443"
+	CheckHTTPHost     = "http GET Host: " + BlockedName + " :80"
+	CheckDNSBlocked   = "dns A www." + BlockedName + " :53"
+	CheckDNSAllowed   = "dns A www." + AllowedName + " :53"
 	jndiRequestFormat = "GET /?q=${jndi:ldap://x} HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
 )
 
@@ -103,6 +108,21 @@ func Checks() []Check {
 		}},
 		{CheckPingV6, []string{Reply}, func(ctx context.Context, l *lab.Lab, _ *Servers) string {
 			return ping(ctx, l.Client, lab.ServerV6, 2*time.Second)
+		}},
+		{CheckSNIAllowed, []string{Handshake}, func(ctx context.Context, l *lab.Lab, _ *Servers) string {
+			return tlsHandshake(ctx, l.Client, srv4(PortTLS), AllowedName, requestTimeout)
+		}},
+		{CheckSNIBlocked, []string{Reset}, func(ctx context.Context, l *lab.Lab, _ *Servers) string {
+			return tlsHandshake(ctx, l.Client, srv4(PortTLS), BlockedName, requestTimeout)
+		}},
+		{CheckHTTPHost, []string{"403"}, func(ctx context.Context, l *lab.Lab, _ *Servers) string {
+			return httpGetHost(ctx, l.Client, srv4(PortHTTP), BlockedName, requestTimeout)
+		}},
+		{CheckDNSBlocked, []string{NXDomain}, func(ctx context.Context, l *lab.Lab, _ *Servers) string {
+			return dnsLookup(ctx, l.Client, srv4(PortDNS), "www."+BlockedName, time.Second)
+		}},
+		{CheckDNSAllowed, []string{Answer}, func(ctx context.Context, l *lab.Lab, _ *Servers) string {
+			return dnsLookup(ctx, l.Client, srv4(PortDNS), "www."+AllowedName, time.Second)
 		}},
 	}
 }

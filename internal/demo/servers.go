@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,8 @@ const (
 	PortTCPDrop    = 8082
 	PortUDPEcho    = 5353
 	PortUDPBlocked = 5354
+	PortTLS        = 443
+	PortDNS        = 53
 )
 
 // Servers are the demo's listeners in the server namespace. Every one of
@@ -79,6 +82,23 @@ func StartServers(ns lab.NS) (*Servers, error) {
 		s.closers = append(s.closers, pc)
 		s.wg.Go(func() { echo(pc) })
 	}
+	cert, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	rawTLS, err := ns.Listen("tcp", fmt.Sprintf("[::]:%d", PortTLS))
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, rawTLS)
+	tln := tls.NewListener(rawTLS, &tls.Config{Certificates: []tls.Certificate{cert}})
+	s.wg.Go(func() { s.serveTLS(tln) })
+	dns, err := ns.ListenPacket("udp", fmt.Sprintf("[::]:%d", PortDNS))
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, dns)
+	s.wg.Go(func() { serveDNS(dns) })
 	ok = true
 	return s, nil
 }

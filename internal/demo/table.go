@@ -35,12 +35,12 @@ func WriteDecisions(w io.Writer, logs []string) {
 		}
 		if n == 0 {
 			fmt.Fprintln(tw, "gateway decisions:")
-			fmt.Fprintln(tw, "  ACTION\tRULE\tPROTO\tFLOW\tREASON")
+			fmt.Fprintln(tw, "  ACTION\tRULE\tPROTO\tFLOW\tREASON\tDETAIL")
 		}
 		n++
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s -> %s\t%s\n",
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s -> %s\t%s\t%s\n",
 			field(rec, "action"), field(rec, "rule"), field(rec, "proto"),
-			field(rec, "src"), field(rec, "dst"), field(rec, "reason"))
+			field(rec, "src"), field(rec, "dst"), field(rec, "reason"), detail(rec))
 	}
 	if n == 0 {
 		fmt.Fprintln(tw, "gateway decisions: none logged")
@@ -58,4 +58,17 @@ func field(rec map[string]any, k string) string {
 		return "-"
 	}
 	return strings.ReplaceAll(s, "\t", " ")
+}
+
+// detailKeys are the decision-line attributes that say what inspection
+// read: the field value or pattern that decided.
+var detailKeys = []string{"sni", "http_host", "http_method", "http_path", "dns_qname", "pattern"}
+
+func detail(rec map[string]any) string {
+	for _, k := range detailKeys {
+		if v := field(rec, k); v != "-" {
+			return k + "=" + v
+		}
+	}
+	return "-"
 }
