@@ -115,6 +115,9 @@ func Ops(b Backend) Mux {
 			}
 			return struct{}{}, nil
 		},
+		OpSetAdd:  setAdd(b),
+		OpSetDel:  setDel(b),
+		OpSetList: setList(b),
 	}
 }
 

@@ -36,6 +36,8 @@ usage:
                              list the running gateway's flows (also: flush, delete --proto P --src IP:PORT --dst IP:PORT)
   tungate rules [-s SOCK] [--json]
                              per-rule counters of the running gateway
+  tungate set add|del NAME ADDR [--timeout D] [-s SOCK] | set list NAME [-s SOCK] [--json]
+                             change a dynamic set of the running policy (bans without a reload), list a set
   tungate reload [-s SOCK]   reload the running gateway's config (as SIGHUP); refusals as FILE:LINE:COL
   tungate version            print the version
 `
@@ -65,6 +67,8 @@ func main() {
 		err = cmdConntrack(ctx, args, os.Stdout, os.Stderr)
 	case "rules":
 		err = cmdRules(ctx, args, os.Stdout)
+	case "set":
+		err = cmdSet(ctx, args, os.Stdout)
 	case "reload":
 		err = cmdReload(ctx, args, os.Stdout)
 	case "version", "--version", "-v":
