@@ -9,6 +9,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 )
 
 // linkEndpoint connects gVisor to the TUN devices. Inbound packets do not
@@ -23,6 +24,9 @@ type linkEndpoint struct {
 	// (tun.OffloadWriter): gVisor then hands over TCP superpackets with
 	// partial checksums (host GSO) and the kernel segments them.
 	offload []tun.OffloadWriter
+	// rx coalesces the segments an offload queue cut from one superpacket
+	// back into one before gVisor's TCP sees them; nil without offload.
+	rx *rxCoalescer
 
 	mu         sync.RWMutex // guards dispatcher
 	dispatcher gstack.NetworkDispatcher
@@ -43,6 +47,9 @@ func newLinkEndpoint(s *Stack, mtu uint32) *linkEndpoint {
 		}
 		e.offload = append(e.offload, w)
 	}
+	if e.offload != nil {
+		e.rx = newRxCoalescer(len(e.offload))
+	}
 	return e
 }
 
@@ -60,8 +67,112 @@ func (e *linkEndpoint) inject(b []byte, family uint8) {
 		proto = header.IPv6ProtocolNumber
 	}
 	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: buffer.MakeWithData(b)})
-	d.DeliverNetworkPacket(proto, pkt)
+	if e.rx == nil || !e.rx.enqueue(d, proto, pkt, b, family) {
+		d.DeliverNetworkPacket(proto, pkt)
+	}
 	pkt.DecRef()
+}
+
+// flushRx hands gVisor what inject held back for coalescing. Each reader
+// calls it after handling one Read's packets, so nothing waits longer
+// than one batch. Until a reader first calls it, inject holds nothing.
+func (e *linkEndpoint) flushRx() {
+	if e.rx != nil {
+		e.rx.flush()
+	}
+}
+
+// rxCoalescer is gVisor's GRO over the packets the hook passed: a TCP
+// superpacket read from an offload queue arrives as ~45 MSS segments
+// (the hook must see real segments: conntrack windows, payload rules),
+// and TCP handles them far cheaper as one (one ACK decision, one
+// receive-queue entry, one relay wakeup).
+type rxCoalescer struct {
+	armed  atomic.Bool // set by the first flush: readers flush their batches
+	shards []rxShard   // by flow hash, so readers on other queues rarely meet
+}
+
+type rxShard struct {
+	mu   sync.Mutex // guards g and held
+	g    gro.GRO
+	held bool // something was enqueued since the last flush
+	_    [40]byte
+}
+
+func newRxCoalescer(n int) *rxCoalescer {
+	c := &rxCoalescer{shards: make([]rxShard, n)}
+	for i := range c.shards {
+		c.shards[i].g.Init(true)
+	}
+	return c
+}
+
+// enqueue takes a TCP packet into GRO and reports whether it did (pkt
+// stays the caller's: GRO takes its own reference). The hook verified the
+// checksums, which GRO would otherwise verify again.
+func (c *rxCoalescer) enqueue(d gstack.NetworkDispatcher, proto tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer, b []byte, family uint8) bool {
+	if !c.armed.Load() {
+		return false
+	}
+	var h uint32
+	switch {
+	case family == 4 && len(b) >= header.IPv4MinimumSize+header.TCPMinimumSize && b[9] == uint8(header.TCPProtocolNumber):
+		ihl := int(b[0]&0x0f) * 4
+		if len(b) < ihl+4 {
+			return false
+		}
+		h = rxHash(b[12:20], b[ihl:ihl+4])
+	case family == 6 && len(b) >= header.IPv6MinimumSize+header.TCPMinimumSize && b[6] == uint8(header.TCPProtocolNumber):
+		h = rxHash(b[8:40], b[40:44])
+	default:
+		return false
+	}
+	pkt.NetworkProtocolNumber = proto
+	pkt.RXChecksumValidated = true
+	sh := &c.shards[h%uint32(len(c.shards))]
+	sh.mu.Lock()
+	sh.g.Dispatcher = d
+	sh.g.Enqueue(pkt)
+	sh.held = true
+	sh.mu.Unlock()
+	return true
+}
+
+// flush delivers every held packet. gro.GRO.Flush hands over at most one
+// packet per bucket (it clears the list entry it walks), so it is called
+// as many times as a bucket holds packets.
+func (c *rxCoalescer) flush() {
+	if !c.armed.Load() {
+		c.armed.Store(true)
+		return
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		if sh.held {
+			for range groBucketSize {
+				sh.g.Flush()
+			}
+			sh.held = false
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// groBucketSize is gro's packets per bucket (unexported there).
+const groBucketSize = 8
+
+// rxHash picks a shard: GRO only merges packets of one direction of one
+// flow, so those are what must meet in a shard.
+func rxHash(addrs, ports []byte) uint32 {
+	h := uint32(2166136261)
+	for _, x := range addrs {
+		h = (h ^ uint32(x)) * 16777619
+	}
+	for _, x := range ports {
+		h = (h ^ uint32(x)) * 16777619
+	}
+	return h
 }
 
 // WritePackets serializes, tracks and writes gVisor's output. The caller
