@@ -69,14 +69,31 @@ func (s *Stack) pendingTCP(ctx context.Context, cc *clientConn, key conntrack.Ke
 		return
 	}
 
-	ins, onHit := s.inspection(pol, &f, final, key, cc)
-	if ins != nil && len(buf) > 0 {
-		// The replayed bytes go through the inspector first: a pattern in
-		// them ends the flow before anything is dialed.
-		if h, hit := ins.Feed(policy.ToServer, buf); hit && h.Action != policy.ActionAllow {
-			onHit(h)
-			cc.refuse(h.Action, h.Reject)
-			return
+	var ins streamInspector
+	var gate *httpGate
+	onHit := s.hitHandler(pol, key, cc)
+	if in := pol.NewInspector(&f, final); in != nil {
+		gate = &httpGate{
+			in:       &auditingInspector{in: in, onAudit: func(h policy.Hit) { s.payloadAudit(pol, h, key) }},
+			onRefuse: func(h policy.Hit) { s.payloadHit(pol, h, key) },
+		}
+		ins = gatedInspector{gate}
+	}
+	keep := len(buf)
+	if gate != nil && len(buf) > 0 {
+		// The replayed bytes are inspected first: a payload pattern, or a
+		// refused request with nothing allowed before it, ends the flow
+		// before anything is dialed.
+		k, h, hit := gate.inspect(buf)
+		if hit {
+			gate.onRefuse(h)
+			if k == 0 || isPayloadHit(&h) {
+				cc.refuse(h.Action, h.Reject)
+				return
+			}
+			cc.refuseLater(h.Action, h.Reject)
+			gate.eof = true
+			keep = k
 		}
 	}
 
@@ -91,12 +108,19 @@ func (s *Stack) pendingTCP(ctx context.Context, cc *clientConn, key conntrack.Ke
 		return
 	}
 	upstream := upstreamStream(up)
-	if len(buf) > 0 {
-		if _, err := up.Write(buf); err != nil {
+	if keep > 0 {
+		if _, err := up.Write(buf[:keep]); err != nil {
 			upstream.Abort()
 			cc.reset()
 			return
 		}
+	}
+	if gate != nil {
+		gate.expire = func(d time.Duration) { _ = up.SetReadDeadline(time.Now().Add(d)) }
+		if gate.eof {
+			gate.expire(refusalDrain)
+		}
+		cc.gate = gate
 	}
 	relayTCP(ctx, cc.stream(), upstream, ins, onHit)
 }

@@ -115,13 +115,18 @@ func (s *Stack) inspection(pol *policy.Policy, f *policy.Flow, v policy.Verdict,
 	if in := pol.NewInspector(f, v); in != nil {
 		ins = &auditingInspector{in: in, onAudit: func(h policy.Hit) { s.payloadAudit(pol, h, key) }}
 	}
-	onHit := func(h policy.Hit) {
+	return ins, s.hitHandler(pol, key, cc)
+}
+
+// hitHandler is the relay's onHit: log and cache the hit, and make the
+// client's end a 403 answer when the rule asks for one.
+func (s *Stack) hitHandler(pol *policy.Policy, key conntrack.Key, cc *clientConn) func(policy.Hit) {
+	return func(h policy.Hit) {
 		s.payloadHit(pol, h, key)
 		if h.Action == policy.ActionReject && h.Reject == policy.RejectHTTP403 {
 			cc.answerForbidden()
 		}
 	}
-	return ins, onHit
 }
 
 // auditingInspector keeps audit-mode payload hits from the relay, which
@@ -196,8 +201,44 @@ type clientConn struct {
 	ep  tcpip.Endpoint
 	ctx context.Context // ends the lingering read early (teardown)
 
-	mu     sync.Mutex // guards answer
-	answer bool       // send HTTP403Response on Close instead of resetting
+	gate *httpGate // nil: Read is the connection's own
+
+	mu      sync.Mutex // guards answer, resetAt
+	answer  bool       // send HTTP403Response on Close instead of resetting
+	resetAt bool       // a refusal is due: reset on Close (and hold back the FIN)
+}
+
+// Read reads the client's bytes; on a gated flow only those the gate lets
+// through.
+func (c *clientConn) Read(b []byte) (int, error) {
+	if c.gate != nil {
+		return c.gatedRead(b)
+	}
+	return c.TCPConn.Read(b)
+}
+
+// refuseLater records a refusal that takes effect when the relay closes
+// the connection: a 403 answer for RejectHTTP403, else a reset.
+func (c *clientConn) refuseLater(a policy.Action, k policy.RejectKind) {
+	if a == policy.ActionReject && k == policy.RejectHTTP403 {
+		c.answerForbidden()
+		return
+	}
+	c.mu.Lock()
+	c.resetAt = true
+	c.mu.Unlock()
+}
+
+// CloseWrite half-closes toward the client, unless a refusal is due: its
+// answer (or reset) must be the end of the stream.
+func (c *clientConn) CloseWrite() error {
+	c.mu.Lock()
+	due := c.answer || c.resetAt
+	c.mu.Unlock()
+	if due {
+		return nil
+	}
+	return c.TCPConn.CloseWrite()
 }
 
 // forbiddenLinger bounds writing the 403 answer and draining the client.
@@ -243,12 +284,16 @@ func (c *clientConn) refuse(a policy.Action, k policy.RejectKind) {
 	c.reset()
 }
 
-// Close sends the 403 answer when one is due, then closes.
+// Close sends the 403 answer, or resets, when a refusal is due; then
+// closes.
 func (c *clientConn) Close() error {
 	c.mu.Lock()
-	answer := c.answer
-	c.answer = false
+	answer, reset := c.answer, c.resetAt
+	c.answer, c.resetAt = false, false
 	c.mu.Unlock()
+	if reset && !answer {
+		c.ep.Abort()
+	}
 	if answer {
 		_ = c.TCPConn.SetDeadline(time.Now().Add(forbiddenLinger))
 		stop := context.AfterFunc(c.ctx, func() { _ = c.TCPConn.SetDeadline(time.Unix(1, 0)) })
