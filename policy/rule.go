@@ -109,6 +109,9 @@ type matchIn struct {
 	ctBit        uint8
 	srcConns     int
 	clk          clock
+	// srcMemo and dstMemo hold the last static set looked up for src
+	// and dst (addrCond.matchMemo).
+	srcMemo, dstMemo addrMemo
 }
 
 // clock reads the policy clock lazily: most decisions touch no dynamic
@@ -159,16 +162,16 @@ func (r *rule) firstFail(in *matchIn) cond {
 	if r.notSrcPort != nil && r.notSrcPort.match(in.sport) {
 		return condNotSrcPort
 	}
-	if r.dst != nil && !r.dst.match(in.dst, &in.clk) {
+	if r.dst != nil && !r.dst.matchMemo(in.dst, &in.clk, &in.dstMemo) {
 		return condDst
 	}
-	if r.src != nil && !r.src.match(in.src, &in.clk) {
+	if r.src != nil && !r.src.matchMemo(in.src, &in.clk, &in.srcMemo) {
 		return condSrc
 	}
-	if r.notDst != nil && r.notDst.match(in.dst, &in.clk) {
+	if r.notDst != nil && r.notDst.matchMemo(in.dst, &in.clk, &in.dstMemo) {
 		return condNotDst
 	}
-	if r.notSrc != nil && r.notSrc.match(in.src, &in.clk) {
+	if r.notSrc != nil && r.notSrc.matchMemo(in.src, &in.clk, &in.srcMemo) {
 		return condNotSrc
 	}
 	if r.maxConns >= 0 && in.srcConns <= r.maxConns {

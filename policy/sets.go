@@ -214,6 +214,36 @@ func (c addrCond) match(a netip.Addr, clk *clock) bool {
 	return false
 }
 
+// addrMemo remembers one static set's answer for one address during a
+// walk over the rules: rules tend to name the same sets (@lan, a big block
+// list), and a lookup in a 100k-prefix set costs more than the rest of a
+// rule, so a flow checked against many rules looks each set up once.
+type addrMemo struct {
+	set *prefixSet
+	hit bool
+}
+
+// matchMemo is match with the static sets' answers taken from and kept in
+// m; m must only ever see the same address a.
+func (c addrCond) matchMemo(a netip.Addr, clk *clock, m *addrMemo) bool {
+	for i := range c {
+		s := &c[i]
+		if s.pfx == nil {
+			if s.dyn.contains(a, clk.get()) {
+				return true
+			}
+			continue
+		}
+		if s.pfx != m.set {
+			m.set, m.hit = s.pfx, s.pfx.contains(a)
+		}
+		if m.hit {
+			return true
+		}
+	}
+	return false
+}
+
 // strings lists the set as CIDRs (IPv4 ranges are split into prefixes;
 // an IPv6 range that is no single prefix is written "lo-hi").
 func (s *prefixSet) strings() []string {
