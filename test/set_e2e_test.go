@@ -2,7 +2,9 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,9 +22,18 @@ const (
 )
 
 // setRules drops sources in the dynamic set "ban" and allows TCP to the
-// given ports.
-func setRules(ports ...int) string {
-	return `
+// given ports; the static set "listed" is read from file.
+func setRules(file string, ports ...int) string {
+	return fmt.Sprintf(`
+[sets.listed]
+type  = "cidr"
+files = [%q]
+
+[[rule]]
+name   = "set-listed"
+dst    = "@listed"
+action = "drop"
+`, file) + `
 [sets.ban]
 type         = "cidr"
 dynamic      = true
@@ -40,10 +51,17 @@ action = "drop"
 // address added to a dynamic set is dropped on new connections, listed
 // with its remaining time (text and JSON), still banned after a SIGHUP
 // reload, and free again once deleted; refusals exit 1 with the reason.
+// A static set read from a file shows the file's new content after the
+// reload.
 func TestSetBanRelease(t *testing.T) {
 	l := newLab(t)
-	sock := filepath.Join(t.TempDir(), "tungate.sock")
-	gw := startGateway(t, l, gatewayConfigAt(sock, setRules(setPort)))
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "tungate.sock")
+	listed := filepath.Join(dir, "listed.txt")
+	if err := os.WriteFile(listed, []byte("198.18.9.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, l, gatewayConfigAt(sock, setRules(listed, setPort)))
 	dst := netip.AddrPortFrom(lab.ServerV4, setPort)
 	serve(t, l.Server, dst, echo)
 	client := lab.ClientV4.String()
@@ -83,14 +101,25 @@ func TestSetBanRelease(t *testing.T) {
 	}
 	checkListed("after add")
 
-	// A reload keeps the set's contents (and the ban), as designed.
-	writeConfig(t, gw, gatewayConfigAt(sock, setRules(setPort, setPort+1)))
+	if out := run("list", "listed"); strings.TrimSpace(out) != "198.18.9.0/24" {
+		t.Errorf("static set from file: %q", out)
+	}
+
+	// A reload keeps the dynamic set's contents (and the ban), as
+	// designed, and reads set files again.
+	if err := os.WriteFile(listed, []byte("198.18.10.0/24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, gw, gatewayConfigAt(sock, setRules(listed, setPort, setPort+1)))
 	mark := len(gw.Logs())
 	if err := gw.Reload(); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}
 	waitLog(t, gw, mark, "reloaded")
 	checkListed("after reload")
+	if out := run("list", "listed"); strings.TrimSpace(out) != "198.18.10.0/24" {
+		t.Errorf("static set after its file changed and a reload: %q, want the new content", out)
+	}
 	assertDropped(t, l, dst, "after reload, banned")
 
 	run("del", "ban", client)
