@@ -87,6 +87,9 @@ demo: build
 # command runs with sh -c in the gateway namespace and finds the lab in
 # BENCH_LAN_IF, BENCH_WAN_IF, BENCH_CLIENT_NETS, BENCH_SERVER_NETS, ...
 # BENCH_FLAGS passes more tgbench flags (-variants, -tests, -gwlog, -d).
+# The payload column is tungate with a 1000-pattern payload rule armed on
+# the TCP bulk flows for their whole stream; its ratio to tungate is
+# printed under the table.
 BENCH_BIN   := bin/tgbench
 BENCH_FLAGS ?=
 PROFILE_OUT := bench/results/cpu.pprof

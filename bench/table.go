@@ -38,6 +38,9 @@ type Report struct {
 	RatioDen string    `json:"ratio_den"`
 	Rows     []Row     `json:"rows"`
 	Notes    []string  `json:"notes,omitempty"`
+	// PayloadRatio is, per TCP bulk test, the "payload" variant's
+	// throughput over the "tungate" variant's.
+	PayloadRatio map[string]float64 `json:"payload_ratio,omitempty"`
 }
 
 // Host describes the machine a report was taken on.

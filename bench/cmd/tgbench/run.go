@@ -43,7 +43,7 @@ func cmdRun(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.d, "d", 0, "duration per test (default 5s, quick 2s)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "bound on the whole run (default 9m30s, quick 1m50s)")
 	fs.IntVar(&o.idleN, "idle", 10000, "idle connections to hold")
-	only := fs.String("variants", "", "comma-separated subset of kernel,nftables,tungate,peer")
+	only := fs.String("variants", "", "comma-separated subset of kernel,nftables,tungate,payload,peer")
 	testList := fs.String("tests", "", "comma-separated subset of the tests (keys as in the JSON)")
 	fs.StringVar(&o.gwLog, "gwlog", "", "append the tungate gateway's log lines to this file")
 	if err := fs.Parse(args); err != nil {
@@ -78,19 +78,29 @@ func cmdRun(ctx context.Context, args []string) error {
 	type variant struct {
 		name  string
 		setup func(ctx context.Context, l *lab.Lab) (*gateway, error)
+		only  []string // the tests this variant runs; nil: all
 	}
 	ruleset := bench.Generate(bench.PolicyRules).NFT()
 	variants := []variant{
-		{"kernel", func(context.Context, *lab.Lab) (*gateway, error) { return noGateway(), nil }},
-		{"nftables", func(ctx context.Context, l *lab.Lab) (*gateway, error) { return setupNFT(ctx, l, ruleset) }},
+		{"kernel", func(context.Context, *lab.Lab) (*gateway, error) { return noGateway(), nil }, nil},
+		{"nftables", func(ctx context.Context, l *lab.Lab) (*gateway, error) { return setupNFT(ctx, l, ruleset) }, nil},
 		{"tungate", func(ctx context.Context, l *lab.Lab) (*gateway, error) {
 			return setupTungate(ctx, l, o.binary, string(cfgText))
-		}},
+		}, nil},
+	}
+	// payload: tungate with a 1000-pattern payload rule armed on the bulk
+	// flows (TCP bulk only; compared with the tungate column).
+	if armed, err := bench.ArmPayload(string(cfgText), bench.PayloadPatterns); err == nil {
+		variants = append(variants, variant{"payload", func(ctx context.Context, l *lab.Lab) (*gateway, error) {
+			return setupTungate(ctx, l, o.binary, armed)
+		}, bulkTests})
+	} else {
+		fmt.Fprintln(os.Stderr, "note: no payload variant:", err)
 	}
 	if o.peer != "" {
 		variants = append(variants, variant{"peer", func(ctx context.Context, l *lab.Lab) (*gateway, error) {
 			return setupPeer(ctx, l, o.peer)
-		}})
+		}, nil})
 	}
 
 	if *only != "" {
@@ -123,7 +133,7 @@ func cmdRun(ctx context.Context, args []string) error {
 			note("%s: skipped: %v", v.name, ctx.Err())
 			continue
 		}
-		res, err := runVariant(ctx, &o, v.name, v.setup, note)
+		res, err := runVariant(ctx, &o, v.name, v.setup, v.only, note)
 		results[v.name] = res
 		if err != nil {
 			note("%s: %v", v.name, err)
@@ -151,11 +161,17 @@ func cmdRun(ctx context.Context, args []string) error {
 		Rows:     bench.BuildRows(metrics, names, results, "tungate", "nftables"),
 		Notes:    notes,
 	}
+	rep.PayloadRatio = payloadRatios(results)
 	fmt.Println()
 	fmt.Printf("tungate benchmark, %s per test%s, %d-rule policy, %d idle conns; host: %s, %d CPUs\n",
 		o.d, map[bool]string{true: " (quick)"}[o.quick], bench.PolicyRules, o.idleN, rep.Host.Kernel, rep.Host.CPUs)
 	if err := bench.FormatTable(os.Stdout, rep); err != nil {
 		return err
+	}
+	for _, k := range bulkTests {
+		if r, ok := rep.PayloadRatio[k]; ok {
+			fmt.Printf("armed %d-pattern payload rule, %s: %.2fx of tungate without it\n", bench.PayloadPatterns, k, r)
+		}
 	}
 	for _, n := range notes {
 		fmt.Println("note:", n)
@@ -169,6 +185,25 @@ func cmdRun(ctx context.Context, args []string) error {
 		return errors.New("some measurements failed; see the notes")
 	}
 	return nil
+}
+
+// bulkTests are the TCP bulk tests, the ones the payload variant runs.
+var bulkTests = []string{"tcp_c2s_1", "tcp_c2s_4", "tcp_s2c_1", "tcp_s2c_4"}
+
+// payloadRatios is payload / tungate for each bulk test both measured.
+func payloadRatios(results map[string]map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for _, k := range bulkTests {
+		p, ok1 := results["payload"][k]
+		t, ok2 := results["tungate"][k]
+		if ok1 && ok2 && t > 0 {
+			out[k] = p / t
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func preflight(o *runOpts) error {
@@ -195,7 +230,7 @@ func preflight(o *runOpts) error {
 // variant, runs every test and tears everything down, also on error and
 // on cancellation.
 func runVariant(ctx context.Context, o *runOpts, name string,
-	setup func(context.Context, *lab.Lab) (*gateway, error), note func(string, ...any)) (res map[string]float64, err error) {
+	setup func(context.Context, *lab.Lab) (*gateway, error), only []string, note func(string, ...any)) (res map[string]float64, err error) {
 	res = map[string]float64{}
 	fmt.Fprintf(os.Stderr, "== %s\n", name)
 	var gwOut io.Writer = io.Discard
@@ -246,6 +281,9 @@ func runVariant(ctx context.Context, o *runOpts, name string,
 		note: func(format string, a ...any) { note(name+": "+format, a...) }}
 	for _, t := range tests() {
 		if o.tests != nil && !slices.Contains(o.tests, t.key) || o.tests == nil && o.quick && !t.inQuick {
+			continue
+		}
+		if only != nil && !slices.Contains(only, t.key) {
 			continue
 		}
 		if ctx.Err() != nil {
