@@ -38,6 +38,9 @@ type dnsFlow struct {
 	tcp bool
 	nx  [512]byte // backs NXDOMAIN answers (a question name is at most 255 bytes)
 	q   l7.Query  // the query being decided; here so it costs no allocation
+	// named: the flow's cached verdict names the rule that allowed its
+	// first query, not the dns rule it was pending at.
+	named bool
 }
 
 func (s *Stack) newDNSFlow(key conntrack.Key, a armedFlow) *dnsFlow {
@@ -100,6 +103,12 @@ func (d *dnsFlow) account(v *policy.Verdict, q *l7.Query) {
 			name = string(q.Name())
 		}
 		s.logField(pol.RuleNameAt(v.Rule), v.Action.String(), &d.key, reasonDNS, policy.FieldDNSQName, name)
+	}
+	if !d.named && v.Action == policy.ActionAllow {
+		d.named = true
+		if v.RuleID != d.v.RuleID {
+			s.ct.SetVerdict(d.key, conntrack.Verdict{Action: uint8(policy.ActionAllow), Rule: v.RuleID})
+		}
 	}
 	if v.Action != policy.ActionAllow {
 		if name == "" && q != nil {
