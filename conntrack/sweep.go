@@ -77,8 +77,8 @@ func (s *shard) sweepChunk(t *Table, ci int, now int64) {
 	c := s.chunks[ci]
 	base := uint32(ci) << chunkBits
 	low := int64(math.MaxInt64)
-	for i := range c.e {
-		e := &c.e[i]
+	for i := range c {
+		e := &c[i]
 		if e.flags&eInUse == 0 {
 			continue
 		}

@@ -96,21 +96,22 @@ const (
 )
 
 // entry is one flow. It holds no pointers (see Table). Fields are ordered
-// to leave no padding (168 bytes) and so that what every packet touches
-// (key, deadline, counters) comes first, in two cache lines; TCP state
-// follows.
+// to leave no padding (168 bytes) and so that what a lookup at a home slot
+// reads (key, hash, flags) and most of what a packet changes (deadline,
+// counters) come first; TCP state follows.
 type entry struct {
-	key        Key // original direction; the reply key is derived (replyKey)
-	tcp        TCPState
-	flags      uint8
-	verdict    Verdict
-	deadline   int64 // ns since Table.epoch; expired when now >= deadline
-	created    int64 // ns since Table.epoch
-	packets    [2]uint64
-	bytes      [2]uint64
-	hash       uint32 // low 32 bits of the flow hash: the index tag
-	prev, next uint32 // unassured list links (or free list); 0 is the sentinel slot
-	conn       tcpConn
+	key      Key // original direction; the reply key is derived (replyKey)
+	tcp      TCPState
+	flags    uint8
+	hash     uint32 // low 32 bits of the flow hash: the index tag
+	verdict  Verdict
+	next     uint32 // unassured list links; 0 is the sentinel slot
+	deadline int64  // ns since Table.epoch; expired when now >= deadline
+	packets  [2]uint64
+	bytes    [2]uint64
+	created  int64 // ns since Table.epoch
+	prev     uint32
+	conn     tcpConn
 }
 
 const (
@@ -118,11 +119,14 @@ const (
 	chunkSize = 1 << chunkBits
 )
 
-// chunk is a fixed block of the arena: growing the arena never copies
-// entries.
-type chunk struct {
-	e [chunkSize]entry
-}
+// homeLoadMax is the arena's load (live entries per slot) above which it
+// grows, by homeGrowth of its size: the spare slots are what lets most
+// flows sit at one of their home slots, and at most 168/0.9*1.2 bytes of
+// arena per flow keep TestMemoryPerEntry under 256.
+const (
+	homeLoadMax = 0.9
+	homeGrowth  = 0.2
+)
 
 // Unassured entries sit on one of two lists, oldest first; early drop
 // evicts from the heads, unreplied flows first.
@@ -136,15 +140,20 @@ type shard struct {
 	mu     sync.Mutex
 	index  []uint64 // hash32<<32 | slot; 0 is empty
 	nIndex int
-	chunks []*chunk
+	// chunks are the arena, chunkSize entries each: growing it never
+	// copies entries. Slices rather than pointers to arrays, so finding
+	// an entry reads the slice header (hot) and never the chunk's first
+	// line, which a nil check of a pointer would.
+	chunks [][]entry
 	// minDeadline[i] is at or below every live entry's deadline in
 	// chunks[i]: lowered whenever a deadline is set lower, made exact by
 	// the sweeper, which skips a chunk whose bound lies ahead. Dense
 	// beside chunks, not in them, so the packet path's check stays on one
 	// hot cache line instead of a page of its own per chunk.
 	minDeadline []int64
-	nslots      uint32 // slots handed out so far; slot 0 is a sentinel
-	free        uint32 // head of the free slots, linked through entry.next
+	nslots      uint32   // slots in the arena; slot 0 is a sentinel
+	freeMap     []uint64 // bit per slot, set when the slot is free
+	freeCur     int      // word of freeMap where the search for any free slot resumes
 
 	head, tail [2]uint32
 	// oldest[l] is the creation time of list l's head, or MaxInt64 when
@@ -315,8 +324,31 @@ func isReplyOf(k, o *Key) bool {
 }
 
 func (s *shard) at(slot uint32) *entry {
-	return &s.chunks[slot>>chunkBits].e[slot&(chunkSize-1)]
+	return &s.chunks[slot>>chunkBits][slot&(chunkSize-1)]
 }
+
+// homes are the two arena slots a flow with hash h prefers, from hash
+// bits the shard and the index position do not use. A flow at a home is
+// found from its hash alone: the lookup reads both homes and the index
+// word at once, so it costs one cache miss instead of the index word's
+// followed by the entry's. Called with s.nslots > 1.
+func (s *shard) homes(h uint64) (uint32, uint32) {
+	n := uint64(s.nslots - 1)
+	a := (h >> 32 & (1<<26 - 1) * n) >> 26
+	b := (uint64(uint32(h)*0x9e3779b1) * n) >> 32
+	return 1 + uint32(a), 1 + uint32(b)
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *shard) isFree(slot uint32) bool { return s.freeMap[slot>>6]&(1<<(slot&63)) != 0 }
+func (s *shard) take(slot uint32)        { s.freeMap[slot>>6] &^= 1 << (slot & 63) }
+func (s *shard) release(slot uint32)     { s.freeMap[slot>>6] |= 1 << (slot & 63) }
 
 // setDeadline sets e's deadline, keeping its chunk's lower bound.
 func (s *shard) setDeadline(slot uint32, e *entry, d int64) {
@@ -334,10 +366,34 @@ func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
 	}
 	h32 := uint32(h)
 	mask := uint32(len(s.index) - 1)
-	for i := h32 & mask; ; i = (i + 1) & mask {
-		v := s.index[i]
+	i := h32 & mask
+	// Three independent loads, combined before any branch on them so the
+	// compiler cannot sink one below a branch and the CPU overlaps their
+	// misses: the index word and both homes' tags.
+	v := s.index[i]
+	a, b := s.homes(h)
+	ea, eb := s.at(a), s.at(b)
+	hit := b2u(ea.hash == h32) | b2u(eb.hash == h32)<<1 | b2u(v == 0)<<2
+	if hit&1 != 0 && ea.flags&eInUse != 0 {
+		if keyEq(&ea.key, k) {
+			return a, DirOriginal, true
+		}
+		if isReplyOf(k, &ea.key) {
+			return a, DirReply, true
+		}
+	}
+	if hit&2 != 0 && eb.flags&eInUse != 0 {
+		if keyEq(&eb.key, k) {
+			return b, DirOriginal, true
+		}
+		if isReplyOf(k, &eb.key) {
+			return b, DirReply, true
+		}
+	}
+	for ; v != 0; i = (i + 1) & mask {
+		v = s.index[i]
 		if v == 0 {
-			return 0, 0, false
+			break
 		}
 		if uint32(v>>32) != h32 {
 			continue
@@ -351,6 +407,7 @@ func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
 			return slot, DirReply, true
 		}
 	}
+	return 0, 0, false
 }
 
 // lookup is find that removes and misses an expired entry.
@@ -423,23 +480,181 @@ func (s *shard) indexDel(h32, slot uint32) {
 	s.nIndex--
 }
 
-func (s *shard) allocSlot() uint32 {
-	if slot := s.free; slot != 0 {
-		s.free = s.at(slot).next
-		return slot
+// allocSlot takes a free slot for a flow with hash h: a free home, else a
+// home held by a flow that is not at one of its own homes (that flow
+// moves to any free slot), else any free slot. Called with s.mu held.
+func (s *shard) allocSlot(t *Table, h uint64) uint32 {
+	if float64(s.live+1) > homeLoadMax*float64(max(s.nslots, 1)-1) {
+		s.grow(t)
 	}
-	slot := s.nslots
-	if int(slot>>chunkBits) == len(s.chunks) {
-		s.chunks = append(s.chunks, new(chunk))
-		s.minDeadline = append(s.minDeadline, math.MaxInt64)
+	a, b := s.homes(h)
+	switch {
+	case s.isFree(a):
+		s.take(a)
+		return a
+	case s.isFree(b):
+		s.take(b)
+		return b
 	}
-	s.nslots++
-	return slot
+	if x, to, ok := s.makeRoom(t, a, b); ok {
+		s.move(x, to)
+		s.take(x)
+		return x
+	}
+	return s.anySlot()
 }
 
-// insert stores e and indexes it. Called with s.mu held.
-func (s *shard) insert(e *entry) uint32 {
-	slot := s.allocSlot()
+// makeRoom picks, when both homes a and b of a flow are taken, one whose
+// occupant can move: to its other home if that is free, else anywhere
+// when it is not at a home of its own. It reports the home to free and
+// where its occupant goes (already taken).
+func (s *shard) makeRoom(t *Table, a, b uint32) (x, to uint32, ok bool) {
+	var alt [2]uint32
+	for i, x := range [2]uint32{a, b} {
+		// The lookup that preceded this insert read both homes: their
+		// keys are in cache.
+		xa, xb := s.homes(t.hash(&s.at(x).key))
+		switch x {
+		case xa:
+			alt[i] = xb
+		case xb:
+			alt[i] = xa
+		default:
+			return x, s.anySlot(), true
+		}
+	}
+	for i, x := range [2]uint32{a, b} {
+		if s.isFree(alt[i]) {
+			s.take(alt[i])
+			return x, alt[i], true
+		}
+	}
+	return 0, 0, false
+}
+
+// anySlot takes the free slot the search from freeCur meets first.
+func (s *shard) anySlot() uint32 {
+	for {
+		if s.freeCur >= len(s.freeMap) {
+			s.freeCur = 0
+		}
+		if w := s.freeMap[s.freeCur]; w != 0 {
+			slot := uint32(s.freeCur<<6 | bits.TrailingZeros64(w))
+			s.take(slot)
+			return slot
+		}
+		s.freeCur++
+	}
+}
+
+// grow replaces the arena with one homeGrowth larger, which moves every
+// flow's homes, and places the flows again: at a free home where one is
+// left, else anywhere. Lists keep their order and the index is rebuilt.
+// O(live) under the lock, but growth is geometric; the old arena is
+// garbage afterwards.
+func (s *shard) grow(t *Table) {
+	old, oldN := s.chunks, s.nslots
+	n := len(old) + max(1, int(float64(len(old))*homeGrowth))
+	s.chunks = make([][]entry, n)
+	s.minDeadline = make([]int64, n)
+	for i := range s.chunks {
+		s.chunks[i] = make([]entry, chunkSize)
+		s.minDeadline[i] = math.MaxInt64
+	}
+	s.freeMap = make([]uint64, n*chunkSize/64)
+	for i := range s.freeMap {
+		s.freeMap[i] = math.MaxUint64
+	}
+	s.take(0) // the sentinel
+	s.nslots = uint32(n * chunkSize)
+	s.freeCur = 0
+	if s.live == 0 {
+		return
+	}
+	oldAt := func(slot uint32) *entry { return &old[slot>>chunkBits][slot&(chunkSize-1)] }
+	moved := make([]uint32, oldN)      // old slot -> new slot; 0 stays 0
+	origin := make([]uint32, s.nslots) // new slot -> old slot
+	place := func(e *entry, from, to uint32) {
+		*s.at(to) = *e
+		s.take(to)
+		moved[from], origin[to] = to, from
+		if m := &s.minDeadline[to>>chunkBits]; e.deadline < *m {
+			*m = e.deadline
+		}
+	}
+	var rest []uint32
+	for slot := uint32(1); slot < oldN; slot++ {
+		e := oldAt(slot)
+		if e.flags&eInUse == 0 {
+			continue
+		}
+		a, b := s.homes(t.hash(&e.key))
+		switch {
+		case s.isFree(a):
+			place(e, slot, a)
+		case s.isFree(b):
+			place(e, slot, b)
+		default:
+			if x, to, ok := s.makeRoom(t, a, b); ok {
+				place(s.at(x), origin[x], to)
+				place(e, slot, x)
+			} else {
+				rest = append(rest, slot)
+			}
+		}
+	}
+	for _, slot := range rest {
+		place(oldAt(slot), slot, s.anySlot())
+	}
+	for l := range s.head {
+		s.head[l], s.tail[l] = moved[s.head[l]], moved[s.tail[l]]
+	}
+	clear(s.index)
+	s.nIndex = 0
+	for slot := uint32(1); slot < s.nslots; slot++ {
+		if e := s.at(slot); e.flags&eInUse != 0 {
+			e.prev, e.next = moved[e.prev], moved[e.next]
+			s.indexAdd(e.hash, slot)
+		}
+	}
+}
+
+// move moves the entry at from to the free slot to, relinking its index
+// word and list neighbours.
+func (s *shard) move(from, to uint32) {
+	e := s.at(to)
+	*e = *s.at(from)
+	*s.at(from) = entry{}
+	s.release(from)
+	s.take(to)
+	mask := uint32(len(s.index) - 1)
+	want := uint64(e.hash)<<32 | uint64(from)
+	i := e.hash & mask
+	for s.index[i] != want {
+		i = (i + 1) & mask
+	}
+	s.index[i] = uint64(e.hash)<<32 | uint64(to)
+	if l := listOf(e); l >= 0 {
+		if e.prev != 0 {
+			s.at(e.prev).next = to
+		} else {
+			s.head[l] = to
+		}
+		if e.next != 0 {
+			s.at(e.next).prev = to
+		} else {
+			s.tail[l] = to
+		}
+	}
+	if m := &s.minDeadline[to>>chunkBits]; e.deadline < *m {
+		*m = e.deadline
+	}
+}
+
+// insert stores e, whose flow hash is h, and indexes it. Called with s.mu
+// held.
+func (s *shard) insert(t *Table, e *entry, h uint64) uint32 {
+	slot := s.allocSlot(t, h)
 	p := s.at(slot)
 	*p = *e
 	s.setDeadline(slot, p, p.deadline)
@@ -476,8 +691,8 @@ func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
 		t.halfOpen.Add(-1)
 	}
 	src := sourceOf(&e.key)
-	*e = entry{next: s.free}
-	s.free = slot
+	*e = entry{}
+	s.release(slot)
 	s.live--
 	t.releaseSource(&src, unreplied)
 }
