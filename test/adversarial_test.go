@@ -7,12 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,88 +294,12 @@ func formatPkts(ps []pktInfo) string {
 // sniffer records the TCP/IPv4 packets an interface inside a namespace
 // receives or sends (AF_PACKET, so nothing the stack does can hide them)
 // that keep matches.
-type sniffer struct {
-	fd   int
-	stop atomic.Bool
-	done chan struct{}
-
-	mu      sync.Mutex    // guards pkts, changed
-	pkts    []pktInfo     // in arrival order
-	changed chan struct{} // closed and replaced when pkts grows
-}
-
-// sniffMax bounds what a sniffer keeps; the tests need far fewer.
-const sniffMax = 100000
+type sniffer struct{ *packetTap[pktInfo] }
 
 func startSniffer(t *testing.T, ns lab.NS, ifName string, keep func(pktInfo) bool) *sniffer {
 	t.Helper()
-	s := &sniffer{done: make(chan struct{}), changed: make(chan struct{})}
-	err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifName)
-		if err != nil {
-			return err
-		}
-		// SOCK_DGRAM strips the link header, so Ethernet and TUN look alike.
-		proto := int(htons(unix.ETH_P_ALL))
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		// The reader wakes this often to notice stop.
-		tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		s.fd = fd
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("sniffer on %s in %s: %v", ifName, ns.Name, err)
-	}
-	// Owned by s; ends once stop is set (within one receive timeout).
-	go s.read(keep)
-	t.Cleanup(s.close)
-	return s
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func (s *sniffer) read(keep func(pktInfo) bool) {
-	defer close(s.done)
-	buf := make([]byte, 256) // headers are enough; longer packets are truncated
-	for !s.stop.Load() {
-		n, from, err := unix.Recvfrom(s.fd, buf, unix.MSG_TRUNC)
-		if err != nil {
-			continue // timeout or EINTR: check stop
-		}
-		ll, ok := from.(*unix.SockaddrLinklayer)
-		if !ok || ll.Protocol != htons(unix.ETH_P_IP) {
-			continue
-		}
-		p, ok := parseTCP4(buf[:min(n, len(buf))])
-		if !ok || !keep(p) {
-			continue
-		}
-		s.mu.Lock()
-		if len(s.pkts) < sniffMax {
-			s.pkts = append(s.pkts, p)
-			close(s.changed)
-			s.changed = make(chan struct{})
-		}
-		s.mu.Unlock()
-	}
-}
-
-func (s *sniffer) close() {
-	s.stop.Store(true)
-	<-s.done
-	unix.Close(s.fd)
+	// Headers are enough; parseTCP4 reads them off the truncated prefix.
+	return &sniffer{startPacketTap(t, "sniffer", ns, ifName, 256, parseTCP4, keep)}
 }
 
 // parseTCP4 reads the addresses, ports and flags of a TCP/IPv4 packet.
@@ -402,7 +323,7 @@ func parseTCP4(b []byte) (pktInfo, bool) {
 func (s *sniffer) count(match func(pktInfo) bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return countMatching(s.pkts, match)
+	return countMatching(s.kept, match)
 }
 
 // since returns the kept packets after the first mark that match.
@@ -410,7 +331,7 @@ func (s *sniffer) since(mark int, match func(pktInfo) bool) []pktInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []pktInfo
-	for _, p := range s.pkts[mark:] {
+	for _, p := range s.kept[mark:] {
 		if match == nil || match(p) {
 			out = append(out, p)
 		}
@@ -430,7 +351,7 @@ func (s *sniffer) waitSince(mark int, match func(pktInfo) bool, want int, timeou
 	defer deadline.Stop()
 	for {
 		s.mu.Lock()
-		n := countMatching(s.pkts[mark:], match)
+		n := countMatching(s.kept[mark:], match)
 		changed := s.changed
 		s.mu.Unlock()
 		if n >= want {

@@ -6,8 +6,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,88 +102,19 @@ func buildTCP4Data(s tcpSegment, data []byte) []byte {
 // segCapture keeps every TCP/IPv4 packet an interface inside a namespace
 // sends or receives that keep matches, payload included (AF_PACKET: what
 // the stack does with them cannot hide them).
-type segCapture struct {
-	fd   int
-	stop atomic.Bool
-	done chan struct{}
-
-	mu      sync.Mutex    // guards segs, changed
-	segs    []segment     // in arrival order
-	changed chan struct{} // closed and replaced when segs grows
-}
+type segCapture struct{ *packetTap[segment] }
 
 func startSegCapture(t *testing.T, ns lab.NS, ifName string, keep func(segment) bool) *segCapture {
 	t.Helper()
-	c := &segCapture{done: make(chan struct{}), changed: make(chan struct{})}
-	err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifName)
-		if err != nil {
-			return err
-		}
-		// ETH_P_ALL: only taps for every protocol see outgoing packets.
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		if err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		// The reader wakes this often to notice stop.
-		tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
-		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		c.fd = fd
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("capture on %s in %s: %v", ifName, ns.Name, err)
-	}
-	// Owned by c; ends once stop is set (within one receive timeout).
-	go c.read(keep)
-	t.Cleanup(c.close)
-	return c
-}
-
-func (c *segCapture) read(keep func(segment) bool) {
-	defer close(c.done)
-	buf := make([]byte, 65536)
-	for !c.stop.Load() {
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
-		if err != nil {
-			continue // timeout or EINTR: check stop
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Protocol != htons(unix.ETH_P_IP) {
-			continue
-		}
-		s, ok := parseSegment(buf[:n])
-		if !ok || !keep(s) {
-			continue
-		}
-		c.mu.Lock()
-		if len(c.segs) < sniffMax {
-			c.segs = append(c.segs, s)
-			close(c.changed)
-			c.changed = make(chan struct{})
-		}
-		c.mu.Unlock()
-	}
-}
-
-func (c *segCapture) close() {
-	c.stop.Store(true)
-	<-c.done
-	unix.Close(c.fd)
+	// 65536 holds any IPv4 packet whole.
+	return &segCapture{startPacketTap(t, "capture", ns, ifName, 65536, parseSegment, keep)}
 }
 
 // all returns a copy of what was kept so far.
 func (c *segCapture) all() []segment {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]segment(nil), c.segs...)
+	return append([]segment(nil), c.kept...)
 }
 
 // wait returns the first kept segment after mark that matches, waiting up
@@ -195,9 +124,9 @@ func (c *segCapture) wait(mark int, match func(segment) bool, timeout time.Durat
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
-		for i := mark; i < len(c.segs); i++ {
-			if match(c.segs[i]) {
-				s := c.segs[i]
+		for i := mark; i < len(c.kept); i++ {
+			if match(c.kept[i]) {
+				s := c.kept[i]
 				c.mu.Unlock()
 				return s, i, true
 			}
