@@ -9,23 +9,15 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-)
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root, and CI=true")
-		}
-		t.Skip("needs root")
-	}
-}
+	"github.com/tungate/tungate/internal/testenv"
+)
 
 // testNetns creates a fresh network namespace with lo up, runs the setup
 // commands (arguments to `ip -n NS`) and deletes it when the test ends.
 func testNetns(t *testing.T, setup ...[]string) string {
 	t.Helper()
-	needRoot(t)
+	testenv.RequireRoot(t)
 	name := fmt.Sprintf("tg-s2-%08x", rand.Uint32())
 	ipCmd(t, "netns", "add", name)
 	t.Cleanup(func() {

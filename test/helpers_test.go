@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tungate/tungate/internal/lab"
+	"github.com/tungate/tungate/internal/testenv"
 )
 
 // Names and numbers of the gateway every test runs; the shutdown test checks
@@ -26,7 +27,7 @@ const (
 // test ends, also when it fails.
 func newLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	requireRoot(t)
+	testenv.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), labSetupMax)
 	defer cancel()
 	l, err := lab.New(ctx, lab.Options{

@@ -72,20 +72,6 @@ func repoRoot() (string, error) {
 	return root, nil
 }
 
-// requireRoot skips a test that needs network namespaces and a TUN device
-// when not running as root, except under CI where skipping would hide a
-// broken setup.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("end-to-end tests need root (network namespaces and /dev/net/tun), and CI=true forbids skipping")
-	}
-	t.Skip("needs root: network namespaces and /dev/net/tun (run `sudo go test ./test/` or `sudo make e2e`)")
-}
-
 // requireTool skips, or under CI fails, when a command the test drives is
 // not installed (`make deps` installs them).
 func requireTool(t *testing.T, name string) string {

@@ -8,18 +8,15 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/tungate/tungate/internal/testenv"
 )
 
-// requireRoot skips a test that needs root, except under CI where it must
-// run.
+// requireRoot skips a test that needs root and a TUN device, except under
+// CI where it must run.
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root, and CI=true requires root tests to run")
-		}
-		t.Skip("needs root")
-	}
+	testenv.RequireRoot(t)
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("needs /dev/net/tun: %v", err)

@@ -17,17 +17,8 @@ import (
 
 	"github.com/tungate/tungate/configs"
 	"github.com/tungate/tungate/internal/lab"
+	"github.com/tungate/tungate/internal/testenv"
 )
-
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root, and CI=true")
-		}
-		t.Skip("needs root")
-	}
-}
 
 func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
@@ -113,7 +104,7 @@ func TestWithSocketMakesPathUnique(t *testing.T) {
 // pass (the servers and probes work) and every blocking row must fail (the
 // probes can tell blocked from allowed).
 func TestScenarioWithoutGatewayOnlyAllowedRowsPass(t *testing.T) {
-	needRoot(t)
+	testenv.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l, err := lab.New(ctx, lab.Options{})
@@ -160,7 +151,7 @@ func TestScenarioWithoutGatewayOnlyAllowedRowsPass(t *testing.T) {
 // The demo against the real binary, row by row. It builds cmd/tungate
 // unless TUNGATE_BIN names a binary.
 func TestDemoAgainstGateway(t *testing.T) {
-	needRoot(t)
+	testenv.RequireRoot(t)
 	bin := os.Getenv("TUNGATE_BIN")
 	if bin == "" {
 		bin = filepath.Join(t.TempDir(), "tungate")

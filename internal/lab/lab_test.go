@@ -12,21 +12,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root, and CI=true")
-		}
-		t.Skip("needs root")
-	}
-}
+	"github.com/tungate/tungate/internal/testenv"
+)
 
 func newLab(t *testing.T) *Lab {
 	t.Helper()
-	needRoot(t)
+	testenv.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	l, err := New(ctx, Options{})
@@ -171,7 +163,7 @@ func TestPingUnreachable(t *testing.T) {
 }
 
 func TestNewCleansUpAfterFailure(t *testing.T) {
-	needRoot(t)
+	testenv.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -255,7 +247,7 @@ func TestStartGatewayExitsEarly(t *testing.T) {
 
 func TestStartGatewayNeverReady(t *testing.T) {
 	t.Parallel()
-	needRoot(t)
+	testenv.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	l, err := New(ctx, Options{ReadyTimeout: 300 * time.Millisecond})
