@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -14,15 +13,9 @@ import (
 // SIGHUP does, and reports the outcome: on refusal the FILE:LINE:COL errors
 // and exit status 1, the running policy staying in force.
 func cmdReload(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	var cf clientFlags
-	cf.registerSocket(fs)
-	pos, err := parseInterleaved(fs, args)
+	cf, err := parseNoArgs("reload", args, false)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return &exitError{2, fmt.Errorf("tungate reload: unexpected argument %q", pos[0])}
 	}
 	err = cf.client().Call(ctx, control.OpReload, nil, nil)
 	var re *control.RemoteError

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -14,15 +13,9 @@ import (
 // cmdRules prints the running policy's per-rule counters, in file order
 // with the default policy last.
 func cmdRules(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
-	pos, err := parseInterleaved(fs, args)
+	cf, err := parseNoArgs("rules", args, true)
 	if err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return &exitError{2, fmt.Errorf("tungate rules: unexpected argument %q", pos[0])}
 	}
 	var rules []control.Rule
 	if err := cf.client().Call(ctx, control.OpRules, nil, &rules); err != nil {

@@ -52,6 +52,26 @@ func (c *clientFlags) registerSocket(fs *flag.FlagSet) {
 
 func (c *clientFlags) client() control.Client { return control.Client{Path: c.socket} }
 
+// parseNoArgs is the whole command line of a subcommand that takes only
+// the client flags (--json too when withJSON) and no positional arguments.
+func parseNoArgs(name string, args []string, withJSON bool) (clientFlags, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var cf clientFlags
+	if withJSON {
+		cf.register(fs)
+	} else {
+		cf.registerSocket(fs)
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return cf, err
+	}
+	if len(pos) > 0 {
+		return cf, &exitError{2, fmt.Errorf("tungate %s: unexpected argument %q", name, pos[0])}
+	}
+	return cf, nil
+}
+
 // parseInterleaved parses flags that may come before and after positional
 // arguments (`tungate conntrack -s S delete --proto tcp …`), which the flag
 // package alone stops at.
