@@ -101,3 +101,23 @@ func TestRxCoalescerPassesNonTCP(t *testing.T) {
 		t.Fatalf("a UDP packet was held: delivered %v", d.sizes)
 	}
 }
+
+func TestRxCoalescerAllocs(t *testing.T) {
+	c := newRxCoalescer(1)
+	c.flush()
+	d := &sizeDispatcher{sizes: make([]int, 0, 4096)}
+	segs := make([][]byte, 8)
+	for i := range segs {
+		segs[i] = tcpSeg4(uint32(1+i*1000), 1000, uint8(header.TCPFlagAck))
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		for _, b := range segs {
+			inject4(c, d, b)
+		}
+		c.flush()
+		d.sizes = d.sizes[:0]
+	})
+	if allocs > 0 {
+		t.Fatalf("%.1f allocations per batch of %d segments", allocs, len(segs))
+	}
+}
