@@ -79,20 +79,12 @@ func TestReloadStorm(t *testing.T) {
 		t.Fatalf("listen %s: %v", dst, err)
 	}
 	defer ln.Close()
-	received := make(chan sideResult, 1)
 	// Ends at EOF, on an error or at the deadline.
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			received <- sideResult{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(deadline)
+	received := serveOne(ln, deadline, func(c net.Conn) sideResult {
 		var r sideResult
 		r.n, r.sum, r.err = sink(c)
-		received <- r
-	}()
+		return r
+	})
 	conn, err := l.Client.Dial(ctx, "tcp", dst.String())
 	if err != nil {
 		t.Fatalf("dial %s: %v", dst, err)

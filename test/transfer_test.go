@@ -82,6 +82,25 @@ type sideResult struct {
 	err  error
 }
 
+// serveOne accepts one connection on ln and returns, on the channel, what
+// serve makes of it with deadline set, or the accept error. The goroutine
+// ends when serve returns; ln.Close unblocks Accept when the client never
+// got through.
+func serveOne(ln net.Listener, deadline time.Time, serve func(net.Conn) sideResult) <-chan sideResult {
+	out := make(chan sideResult, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			out <- sideResult{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(deadline)
+		out <- serve(c)
+	}()
+	return out
+}
+
 // transfer runs one 50 MiB transfer and returns how long it took from dial
 // to both ends agreeing. The server must see the connection come from
 // wantPeer, which tells tungate's relay from kernel forwarding.
@@ -99,25 +118,15 @@ func transfer(l *lab.Lab, c transferCase, wantPeer netip.Addr) (time.Duration, e
 
 	var seed [32]byte
 	rand.Read(seed[:])
-	server := make(chan sideResult, 1)
-	// Ends when the connection ends or its deadline passes; ln.Close
-	// unblocks Accept when the client never got through.
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			server <- sideResult{err: err}
-			return
-		}
-		defer conn.Close()
-		conn.SetDeadline(deadline)
+	server := serveOne(ln, deadline, func(conn net.Conn) sideResult {
 		r := sideResult{peer: conn.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()}
 		if c.up {
 			r.n, r.sum, r.err = sink(conn)
 		} else {
 			r.n, r.sum, r.err = source(conn, seed)
 		}
-		server <- r
-	}()
+		return r
+	})
 
 	start := time.Now()
 	conn, err := l.Client.Dial(ctx, "tcp", dst.String())
