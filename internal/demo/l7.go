@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -77,19 +76,10 @@ func (s *Servers) serveTLS(ln net.Listener) {
 // serveDNS answers every query on pc with one A record (the server's
 // address) for the name asked, until pc is closed.
 func serveDNS(pc net.PacketConn) {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		if resp, err := dnsAnswer(buf[:n]); err == nil {
-			pc.WriteTo(resp, from)
-		}
-	}
+	answerEach(pc, 1500, func(query []byte) ([]byte, bool) {
+		resp, err := dnsAnswer(query)
+		return resp, err == nil
+	})
 }
 
 func dnsAnswer(query []byte) ([]byte, error) {
@@ -125,18 +115,13 @@ func dnsAnswer(query []byte) ([]byte, error) {
 // tlsHandshake runs a TLS handshake for sni with the server at dst and
 // reports Handshake, or what ended it.
 func tlsHandshake(ctx context.Context, ns lab.NS, dst netip.AddrPort, sni string, timeout time.Duration) string {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c, err := ns.Dial(ctx, "tcp", dst.String())
-	if err != nil {
-		return "connect: " + classify(err)
-	}
-	defer c.Close()
-	tc := tls.Client(c, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return classify(err)
-	}
-	return Handshake
+	return overTCP(ctx, ns, dst, timeout, func(ctx context.Context, c net.Conn) string {
+		tc := tls.Client(c, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return classify(err)
+		}
+		return Handshake
+	})
 }
 
 // dnsLookup sends one A query for name to dst and reports NXDomain,

@@ -112,6 +112,23 @@ func httpGetHost(ctx context.Context, ns lab.NS, dst netip.AddrPort, host string
 // ends; it reports how it ended ("closed" after a full answer) or that
 // the handshake already failed ("connect: ...").
 func rawRequest(ctx context.Context, ns lab.NS, dst netip.AddrPort, req string, timeout time.Duration) string {
+	return overTCP(ctx, ns, dst, timeout, func(ctx context.Context, c net.Conn) string {
+		deadline, _ := ctx.Deadline()
+		c.SetDeadline(deadline)
+		if _, err := io.WriteString(c, req); err != nil {
+			return classify(err)
+		}
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			return classify(err)
+		}
+		return Closed
+	})
+}
+
+// overTCP connects to dst within timeout and reports what probe makes of
+// the connection (probe's ctx ends with the timeout too), or that the
+// handshake already failed ("connect: ...").
+func overTCP(ctx context.Context, ns lab.NS, dst netip.AddrPort, timeout time.Duration, probe func(context.Context, net.Conn) string) string {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := ns.Dial(ctx, "tcp", dst.String())
@@ -119,16 +136,7 @@ func rawRequest(ctx context.Context, ns lab.NS, dst netip.AddrPort, req string, 
 		return "connect: " + classify(err)
 	}
 	defer c.Close()
-	deadline, _ := ctx.Deadline()
-	c.SetDeadline(deadline)
-	if _, err := io.WriteString(c, req); err != nil {
-		return classify(err)
-	}
-	_, err = io.Copy(io.Discard, c)
-	if err == nil {
-		return Closed
-	}
-	return classify(err)
+	return probe(ctx, c)
 }
 
 // udpEcho sends one datagram per attempt to dst and reports "echo" once it

@@ -133,7 +133,14 @@ func acceptAndClose(ln net.Listener) {
 
 // echo answers every datagram with itself until pc is closed.
 func echo(pc net.PacketConn) {
-	buf := make([]byte, 2048)
+	answerEach(pc, 2048, func(req []byte) ([]byte, bool) { return req, true })
+}
+
+// answerEach reads datagrams of up to size bytes from pc and sends each
+// sender what answer makes of its datagram (nothing when ok is false),
+// until pc is closed.
+func answerEach(pc net.PacketConn, size int, answer func(req []byte) (resp []byte, ok bool)) {
+	buf := make([]byte, size)
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -142,7 +149,9 @@ func echo(pc net.PacketConn) {
 			}
 			continue
 		}
-		pc.WriteTo(buf[:n], from)
+		if resp, ok := answer(buf[:n]); ok {
+			pc.WriteTo(resp, from)
+		}
 	}
 }
 
