@@ -308,34 +308,25 @@ func (s *scanner) value(path []string) {
 }
 
 func (s *scanner) array(path []string) {
-	s.advance()
 	elem := make([]string, len(path)+1)
 	copy(elem, path)
-	for n := 0; ; {
-		s.skipSpace()
-		switch s.peek() {
-		case 0:
-			if s.eof() {
-				return
-			}
-		case ']':
-			s.advance()
-			return
-		case ',':
-			s.advance()
-			continue
-		}
-		before := s.i
+	n := 0
+	s.items(']', func() {
 		elem[len(path)] = strconv.Itoa(n)
 		s.value(elem)
 		n++
-		if s.i == before {
-			s.advance() // a stray '}' or '=' in text toml rejected
-		}
-	}
+	})
 }
 
 func (s *scanner) inlineTable(path []string) {
+	s.items('}', func() { s.keyValue(path) })
+}
+
+// items walks the comma-separated items of the array or inline table
+// opening at s.i up to its close byte (or the end of the text), calling
+// item at the start of each. An item that consumes nothing loses one byte
+// (a stray '}' or '=' in text toml rejected), so the walk always ends.
+func (s *scanner) items(close byte, item func()) {
 	s.advance()
 	for {
 		s.skipSpace()
@@ -344,7 +335,7 @@ func (s *scanner) inlineTable(path []string) {
 			if s.eof() {
 				return
 			}
-		case '}':
+		case close:
 			s.advance()
 			return
 		case ',':
@@ -352,7 +343,7 @@ func (s *scanner) inlineTable(path []string) {
 			continue
 		}
 		before := s.i
-		s.keyValue(path)
+		item()
 		if s.i == before {
 			s.advance()
 		}
