@@ -108,7 +108,6 @@ func newL7Pipeline(t testing.TB) *l7Pipeline {
 	}()
 	t.Cleanup(func() { greet.Close(); wg.Wait() })
 	pl := &l7Pipeline{dials: make(map[uint16]int)}
-	var d net.Dialer
 	h := newHarness(t, harnessOpts{
 		pol: l7Policy(t, "all"),
 		dialTCP: func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) {
@@ -119,19 +118,9 @@ func newL7Pipeline(t testing.TB) *l7Pipeline {
 			if dst.Port() == portGreeting {
 				addr = greet.Addr().String()
 			}
-			c, err := d.DialContext(ctx, "tcp", addr)
-			if err != nil {
-				return nil, err
-			}
-			return c.(*net.TCPConn), nil
+			return dialTCPTo(ctx, addr)
 		},
-		dialUDP: func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error) {
-			c, err := d.DialContext(ctx, "udp", ups.udp.LocalAddr().String())
-			if err != nil {
-				return nil, err
-			}
-			return c.(*net.UDPConn), nil
-		},
+		dialUDP: ups.dialUDP,
 	})
 	pl.pipeline = &pipeline{h: h, cs: clientStack(t, h.mem), ups: ups}
 	return pl
@@ -230,14 +219,7 @@ func TestPendingSNI(t *testing.T) {
 
 func TestPendingServerFirstTimesOutThenRelays(t *testing.T) {
 	pl := newL7Pipeline(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pl.dial(ctx, srv4, portGreeting)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := pl.open(t, srv4, portGreeting)
 	// The client waits for the server's greeting: the gateway's read of
 	// the first client bytes can only end by [inspect] timeout.
 	got := make([]byte, len(greeting))
@@ -271,15 +253,8 @@ func TestHTTPPipelinedSecondRequestRefused(t *testing.T) {
 		port uint16
 	}{{"403", portHTTP403}, {"reset", portHTTPReset}} {
 		t.Run(tc.name+"/second request after the first was answered", func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := pl.dial(ctx, srv4, tc.port)
-			if err != nil {
-				t.Fatalf("dial: %v", err)
-			}
-			defer c.Close()
+			c := pl.open(t, srv4, tc.port)
 			local, remote := c.LocalAddr(), c.RemoteAddr()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			if _, err := io.WriteString(c, okRequest); err != nil {
 				t.Fatal(err)
 			}
@@ -310,14 +285,7 @@ func TestHTTPPipelinedSecondRequestRefused(t *testing.T) {
 		})
 		t.Run(tc.name+"/pipelined in one segment: the first is served", func(t *testing.T) {
 			before := pl.dialed(tc.port)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := pl.dial(ctx, srv4, tc.port)
-			if err != nil {
-				t.Fatalf("dial: %v", err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := pl.open(t, srv4, tc.port)
 			if _, err := io.WriteString(c, okRequest+blockedRequest+okRequest); err != nil {
 				t.Fatal(err)
 			}
@@ -337,14 +305,7 @@ func TestHTTPPipelinedSecondRequestRefused(t *testing.T) {
 		})
 		t.Run(tc.name+"/first request blocked", func(t *testing.T) {
 			before := pl.dialed(tc.port)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			c, err := pl.dial(ctx, srv4, tc.port)
-			if err != nil {
-				t.Fatalf("dial: %v", err)
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			c := pl.open(t, srv4, tc.port)
 			if _, err := io.WriteString(c, blockedRequest); err != nil {
 				t.Fatal(err)
 			}
@@ -356,14 +317,7 @@ func TestHTTPPipelinedSecondRequestRefused(t *testing.T) {
 		})
 	}
 	t.Run("payload pattern in a later request resets", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := pl.dial(ctx, srv4, portHTTP403)
-		if err != nil {
-			t.Fatalf("dial: %v", err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		c := pl.open(t, srv4, portHTTP403)
 		if _, err := io.WriteString(c, okRequest); err != nil {
 			t.Fatal(err)
 		}
@@ -497,14 +451,7 @@ func TestDNSPerQuery(t *testing.T) {
 
 func TestDNSOverTCP(t *testing.T) {
 	pl := newL7Pipeline(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pl.dial(ctx, srv4, portDNS)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := pl.open(t, srv4, portDNS)
 	frame := func(msg []byte) []byte {
 		return append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...)
 	}

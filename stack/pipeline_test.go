@@ -176,6 +176,27 @@ func startUpstreams(t testing.TB) *upstreams {
 	return u
 }
 
+// dialUDP is a harness's UDP dialer that sends every flow to the UDP echo.
+func (u *upstreams) dialUDP(ctx context.Context, _ netip.AddrPort) (*net.UDPConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", u.udp.LocalAddr().String())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UDPConn), nil
+}
+
+// dialTCPTo is the body of a harness's TCP dialer: a connection to the
+// loopback address addr.
+func dialTCPTo(ctx context.Context, addr string) (*net.TCPConn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
 // pipeline is a gateway Stack between a client stack and loopback
 // upstreams: every TCP destination port maps to the echo listener except
 // portRefused, which maps to a closed port.
@@ -196,7 +217,6 @@ func newPipelineWith(t testing.TB, pol *policy.Policy) *pipeline {
 	}
 	refusedAddr := closed.Addr().String()
 	closed.Close()
-	var d net.Dialer
 	h := newHarness(t, harnessOpts{
 		pol: pol,
 		dialTCP: func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) {
@@ -204,19 +224,9 @@ func newPipelineWith(t testing.TB, pol *policy.Policy) *pipeline {
 			if dst.Port() == portRefused {
 				addr = refusedAddr
 			}
-			c, err := d.DialContext(ctx, "tcp", addr)
-			if err != nil {
-				return nil, err
-			}
-			return c.(*net.TCPConn), nil
+			return dialTCPTo(ctx, addr)
 		},
-		dialUDP: func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error) {
-			c, err := d.DialContext(ctx, "udp", ups.udp.LocalAddr().String())
-			if err != nil {
-				return nil, err
-			}
-			return c.(*net.UDPConn), nil
-		},
+		dialUDP: ups.dialUDP,
 	})
 	return &pipeline{h: h, cs: clientStack(t, h.mem), ups: ups}
 }
@@ -227,6 +237,21 @@ func (pl *pipeline) dial(ctx context.Context, dst netip.Addr, port uint16) (*gon
 		proto = ipv6.ProtocolNumber
 	}
 	return gonet.DialContextTCP(ctx, pl.cs, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(dst.AsSlice()), Port: port}, proto)
+}
+
+// open dials dst:port through the gateway for the rest of the test: the
+// connection has 10 s for everything and closes when the test ends.
+func (pl *pipeline) open(t *testing.T, dst netip.Addr, port uint16) *gonet.TCPConn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pl.dial(ctx, dst, port)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
 }
 
 func TestPipelineTCP(t *testing.T) {

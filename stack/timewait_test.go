@@ -95,12 +95,7 @@ func (e errString) Error() string { return string(e) }
 func TestReopenAfterGatewayClosedFirst(t *testing.T) {
 	ln := closingUpstream(t)
 	h := newHarness(t, harnessOpts{dialTCP: func(ctx context.Context, _ netip.AddrPort) (*net.TCPConn, error) {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", ln.Addr().String())
-		if err != nil {
-			return nil, err
-		}
-		return c.(*net.TCPConn), nil
+		return dialTCPTo(ctx, ln.Addr().String())
 	}})
 	cs := clientStack(t, h.mem)
 	for _, fam := range families() {
