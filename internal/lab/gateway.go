@@ -168,34 +168,39 @@ func (g *Gateway) WaitFor(ctx context.Context, match func(line string) bool) (st
 	next := 0
 	for {
 		g.mu.Lock()
-		for ; next < len(g.lines); next++ {
-			if match(g.lines[next]) {
-				line := g.lines[next]
-				g.mu.Unlock()
-				return line, nil
-			}
-		}
+		line, ok := g.matchFrom(&next, match)
 		changed := g.changed
 		g.mu.Unlock()
+		if ok {
+			return line, nil
+		}
 		select {
 		case <-changed:
 		case <-g.exited:
 			// Lines written just before exit are flushed before exited
 			// closes; one more scan sees them.
 			g.mu.Lock()
-			for ; next < len(g.lines); next++ {
-				if match(g.lines[next]) {
-					line := g.lines[next]
-					g.mu.Unlock()
-					return line, nil
-				}
-			}
+			line, ok := g.matchFrom(&next, match)
 			g.mu.Unlock()
+			if ok {
+				return line, nil
+			}
 			return "", fmt.Errorf("%w: %v", ErrGatewayExited, g.exitError())
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
 	}
+}
+
+// matchFrom returns the first line from *next on that match accepts, and
+// moves *next past the lines it rejected. The caller holds g.mu.
+func (g *Gateway) matchFrom(next *int, match func(line string) bool) (string, bool) {
+	for ; *next < len(g.lines); *next++ {
+		if match(g.lines[*next]) {
+			return g.lines[*next], true
+		}
+	}
+	return "", false
 }
 
 // MsgIs matches a JSON log line whose "msg" is msg.
