@@ -108,23 +108,25 @@ func (p *Policy) dynamicSet(name string) (*dynSet, error) {
 	return ns.dyn, nil
 }
 
-func parseDynElem(name, elem string) (netip.Addr, error) {
+// dynElem resolves the dynamic set name and the address elem that SetAdd
+// and SetDel act on.
+func (p *Policy) dynElem(name, elem string) (*dynSet, netip.Addr, error) {
+	d, err := p.dynamicSet(name)
+	if err != nil {
+		return nil, netip.Addr{}, err
+	}
 	a, err := netip.ParseAddr(elem)
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("set %q: invalid address %q", name, elem)
+		return nil, netip.Addr{}, fmt.Errorf("set %q: invalid address %q", name, elem)
 	}
-	return a.Unmap(), nil
+	return d, a.Unmap(), nil
 }
 
 // SetAdd puts address elem into dynamic set name for timeout (0: the set's
 // timeout); an element already present gets the later expiry. It is safe
 // concurrently with Decide.
 func (p *Policy) SetAdd(name, elem string, timeout time.Duration) error {
-	d, err := p.dynamicSet(name)
-	if err != nil {
-		return err
-	}
-	a, err := parseDynElem(name, elem)
+	d, a, err := p.dynElem(name, elem)
 	if err != nil {
 		return err
 	}
@@ -139,11 +141,7 @@ func (p *Policy) SetAdd(name, elem string, timeout time.Duration) error {
 
 // SetDel removes address elem from dynamic set name.
 func (p *Policy) SetDel(name, elem string) error {
-	d, err := p.dynamicSet(name)
-	if err != nil {
-		return err
-	}
-	a, err := parseDynElem(name, elem)
+	d, a, err := p.dynElem(name, elem)
 	if err != nil {
 		return err
 	}
