@@ -151,14 +151,7 @@ func (s *Stack) invalid(p *parsed) hookAction {
 		if dec := pol.Log().Decisions; (act != policy.ActionAllow && dec != "none") || dec == "all" {
 			s.logPacket("", act, p, reasonInvalid, "")
 		}
-		switch act {
-		case policy.ActionAllow:
-			return hookInject
-		case policy.ActionReject:
-			s.ctr.policyRejects.Add(1)
-			return s.reject(policy.RejectNone, p)
-		}
-		return hookDrop
+		return s.enforce(act, policy.RejectNone, p)
 	}
 	f := s.flowOf(p)
 	f.CtState = policy.CtInvalid
@@ -172,12 +165,18 @@ func (s *Stack) invalid(p *parsed) hookAction {
 		}
 		s.logPacket(name, v.Action, p, reasonInvalid, "")
 	}
-	switch v.Action {
+	return s.enforce(v.Action, v.Reject, p)
+}
+
+// enforce turns an invalid packet's action into what the hook does with
+// it; a reject is counted and answered as kind says.
+func (s *Stack) enforce(act policy.Action, kind policy.RejectKind, p *parsed) hookAction {
+	switch act {
 	case policy.ActionAllow:
 		return hookInject
 	case policy.ActionReject:
 		s.ctr.policyRejects.Add(1)
-		return s.reject(v.Reject, p)
+		return s.reject(kind, p)
 	}
 	return hookDrop
 }
