@@ -65,7 +65,11 @@ func (l List) Err() error {
 	return l
 }
 
-func (l List) Error() string {
+func (l List) Error() string { return Lines(l) }
+
+// Lines is the text of a list of errors, one per line: how both this List
+// and the loader's positioned errors read.
+func Lines[E error](l []E) string {
 	var b strings.Builder
 	for i, e := range l {
 		if i > 0 {

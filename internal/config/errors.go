@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/tungate/tungate/internal/cfgerr"
 )
 
 // Error is one problem in a configuration file, at the place an editor
@@ -23,16 +25,7 @@ func (e *Error) Error() string {
 // `tungate check` run shows them all. Its text is one error per line.
 type Errors []*Error
 
-func (l Errors) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
+func (l Errors) Error() string { return cfgerr.Lines(l) }
 
 // sorted orders by position and drops exact duplicates (the same problem
 // found by decoding and by validation).
