@@ -93,6 +93,10 @@ demo: build
 BENCH_BIN   := bin/tgbench
 BENCH_FLAGS ?=
 PROFILE_OUT := bench/results/cpu.pprof
+# PROFILE_BIN and PROFILE_CONFIG profile another build or config (for
+# instance one with [tun] offload = true).
+PROFILE_BIN    ?= $(BIN)
+PROFILE_CONFIG ?= configs/bench.toml
 
 .PHONY: bench-quick bench-micro profile
 
@@ -114,8 +118,8 @@ profile: build
 	$(need_root)
 	@$(MAKE) --no-print-directory deps-bench
 	$(GO) build -o $(BENCH_BIN) ./bench/cmd/tgbench
-	./$(BENCH_BIN) profile -bin $(BIN) -config configs/bench.toml -o $(PROFILE_OUT)
-	$(GO) tool pprof -top -nodecount=35 $(BIN) $(PROFILE_OUT)
+	./$(BENCH_BIN) profile -bin $(PROFILE_BIN) -config $(PROFILE_CONFIG) -o $(PROFILE_OUT)
+	$(GO) tool pprof -top -nodecount=35 $(PROFILE_BIN) $(PROFILE_OUT)
 
 # bench-micro: the Go micro-benchmarks of the hot paths.
 bench-micro:
