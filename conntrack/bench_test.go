@@ -33,10 +33,6 @@ func bigTable(tb testing.TB, n int) (*Table, []Key) {
 			tb.Fatal(err)
 		}
 	}
-	// The state the sweeper reaches within two passes (6.4 s) of the
-	// arena's last growth: flows moved to their new homes.
-	tab.sweepAll()
-	tab.sweepAll()
 	return tab, keys
 }
 
@@ -115,8 +111,6 @@ func BenchmarkLookupCold1M(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	tab.sweepAll() // as bigTable: flows at their homes after the last growth
-	tab.sweepAll()
 	runTable(b, tab)
 	order := make([]uint32, n)
 	for i, v := range rand.Perm(n) {

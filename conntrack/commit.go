@@ -78,7 +78,7 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 			e.conn.initPickup(p)
 		}
 	}
-	slot := s.insert(t, &e, h)
+	slot := s.insert(&e)
 	s.ctr[cInsert]++
 	if t.ev.active() {
 		t.ev.emit(t, EventNew, s.at(slot), 0, now)

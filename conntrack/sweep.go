@@ -56,28 +56,16 @@ func (t *Table) sweepAll() {
 // bounds the latency a sweep adds to packets. A chunk whose earliest
 // deadline lies ahead is skipped without reading its entries, so a sweep
 // of a table where nothing expires touches a few bytes per 256 flows.
-//
-// After the arena grew, the sweep also moves each chunk's flows to their
-// new homes (rehomeChunk), in the same bounded lock holds.
 func (t *Table) sweepShard(s *shard) {
-	s.mu.Lock()
-	grown := s.grown
-	s.mu.Unlock()
 	for ci := 0; ; ci++ {
 		now := t.now()
 		s.mu.Lock()
 		if ci >= len(s.chunks) {
-			if s.rehome > 0 && s.grown == grown {
-				s.rehome--
-			}
 			s.mu.Unlock()
 			return
 		}
 		if now >= s.minDeadline[ci] {
 			s.sweepChunk(t, ci, now)
-		}
-		if s.rehome > 0 {
-			s.rehomeChunk(t, ci)
 		}
 		s.mu.Unlock()
 	}

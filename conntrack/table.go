@@ -40,22 +40,13 @@ const (
 // hash is seeded and symmetric (a flow's two keys hash alike), so one index
 // word serves both directions, the shard is picked from the same hash, one
 // mutex covers a flow as one bucket lock does in Linux, and a packet's key
-// is hashed once. The garbage collector sees a few thousand chunk slices
+// is hashed once. The garbage collector sees a few thousand chunk pointers
 // and no per-flow pointer at all.
-//
-// Home slots. Reaching an entry through the index costs two dependent
-// cache misses (the index word, then the entry). So each flow also has two
-// home slots in the arena, picked by its hash, and is placed in one when it
-// can be (allocSlot, makeRoom); a lookup reads both homes' tags and the
-// index word at once and finds most flows (TestHomeSlots: ~85%) with one
-// miss, the rest through the index word already loaded. The arena keeps
-// 10-30% of its slots free for that (homeLoadMax, homeGrowth); growing it
-// moves every flow's homes, and the sweeper re-places flows chunk by chunk
-// afterwards rather than the inserting packet paying for the whole shard.
 //
 // Why not map[Key]uint32: it stored each 40-byte key twice more (once per
 // direction) and hashed the key again inside the map: 302 heap bytes per
-// flow and ~565 ns for a cache-cold lookup at 1M flows.
+// flow and ~565 ns for a cache-cold lookup at 1M flows. The index costs
+// 8-16 bytes per flow and one cache miss before the entry's.
 //
 // Why an arena rather than entries by value in a map: every tracked packet
 // mutates its entry; with values in a map that is a lookup plus a store of
@@ -105,36 +96,26 @@ const (
 )
 
 // entry is one flow. It holds no pointers (see Table). Fields are ordered
-// to leave no padding (168 bytes) and so that what a lookup at a home slot
-// reads (key, hash, flags) and most of what a packet changes (deadline,
-// counters) come first; TCP state follows.
+// to leave no padding (168 bytes) and so that what every packet touches
+// (key, deadline, counters) comes first, in two cache lines; TCP state
+// follows.
 type entry struct {
-	key      Key // original direction; the reply key is derived (replyKey)
-	tcp      TCPState
-	flags    uint8
-	hash     uint32 // low 32 bits of the flow hash: the index tag
-	verdict  Verdict
-	next     uint32 // unassured list links; 0 is the sentinel slot
-	deadline int64  // ns since Table.epoch; expired when now >= deadline
-	packets  [2]uint64
-	bytes    [2]uint64
-	created  int64 // ns since Table.epoch
-	prev     uint32
-	conn     tcpConn
+	key        Key // original direction; the reply key is derived (replyKey)
+	tcp        TCPState
+	flags      uint8
+	verdict    Verdict
+	deadline   int64 // ns since Table.epoch; expired when now >= deadline
+	created    int64 // ns since Table.epoch
+	packets    [2]uint64
+	bytes      [2]uint64
+	hash       uint32 // low 32 bits of the flow hash: the index tag
+	prev, next uint32 // unassured list links (or free list); 0 is the sentinel slot
+	conn       tcpConn
 }
 
 const (
 	chunkBits = 8
 	chunkSize = 1 << chunkBits
-)
-
-// homeLoadMax is the arena's load (live entries per slot) above which it
-// grows, by homeGrowth of its size: the spare slots are what lets most
-// flows sit at one of their home slots, and at most 168/0.9*1.2 bytes of
-// arena per flow keep TestMemoryPerEntry under 256.
-const (
-	homeLoadMax = 0.9
-	homeGrowth  = 0.2
 )
 
 // Unassured entries sit on one of two lists, oldest first; early drop
@@ -152,7 +133,8 @@ type shard struct {
 	// chunks are the arena, chunkSize entries each: growing it never
 	// copies entries. Slices rather than pointers to arrays, so finding
 	// an entry reads the slice header (hot) and never the chunk's first
-	// line, which a nil check of a pointer would.
+	// line, which the nil check of a pointer does: a second cache and TLB
+	// miss per cold lookup (11% of BenchmarkLookupCold1M's samples).
 	chunks [][]entry
 	// minDeadline[i] is at or below every live entry's deadline in
 	// chunks[i]: lowered whenever a deadline is set lower, made exact by
@@ -160,14 +142,8 @@ type shard struct {
 	// beside chunks, not in them, so the packet path's check stays on one
 	// hot cache line instead of a page of its own per chunk.
 	minDeadline []int64
-	nslots      uint32   // slots in the arena; slot 0 is a sentinel
-	freeMap     []uint64 // bit per slot, set when the slot is free
-	freeCur     int      // word of freeMap where the search for any free slot resumes
-	// grown counts arena growths. rehome is the number of sweeps over
-	// the whole shard that still re-place flows (rehomeChunk) since the
-	// last growth: two, as a second pass finds homes the first freed.
-	grown  uint32
-	rehome uint8
+	nslots      uint32 // slots handed out so far; slot 0 is a sentinel
+	free        uint32 // head of the free slots, linked through entry.next
 
 	head, tail [2]uint32
 	// oldest[l] is the creation time of list l's head, or MaxInt64 when
@@ -341,29 +317,6 @@ func (s *shard) at(slot uint32) *entry {
 	return &s.chunks[slot>>chunkBits][slot&(chunkSize-1)]
 }
 
-// homes are the two arena slots a flow with hash h prefers, from hash
-// bits the shard and the index position do not use. A flow at a home is
-// found from its hash alone: the lookup reads both homes and the index
-// word at once, so it costs one cache miss instead of the index word's
-// followed by the entry's. Called with s.nslots > 1.
-func (s *shard) homes(h uint64) (uint32, uint32) {
-	n := uint64(s.nslots - 1)
-	a := (h >> 32 & (1<<26 - 1) * n) >> 26
-	b := (uint64(uint32(h)*0x9e3779b1) * n) >> 32
-	return 1 + uint32(a), 1 + uint32(b)
-}
-
-func b2u(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-func (s *shard) isFree(slot uint32) bool { return s.freeMap[slot>>6]&(1<<(slot&63)) != 0 }
-func (s *shard) take(slot uint32)        { s.freeMap[slot>>6] &^= 1 << (slot & 63) }
-func (s *shard) release(slot uint32)     { s.freeMap[slot>>6] |= 1 << (slot & 63) }
-
 // setDeadline sets e's deadline, keeping its chunk's lower bound.
 func (s *shard) setDeadline(slot uint32, e *entry, d int64) {
 	e.deadline = d
@@ -380,34 +333,10 @@ func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
 	}
 	h32 := uint32(h)
 	mask := uint32(len(s.index) - 1)
-	i := h32 & mask
-	// Three independent loads, combined before any branch on them so the
-	// compiler cannot sink one below a branch and the CPU overlaps their
-	// misses: the index word and both homes' tags.
-	v := s.index[i]
-	a, b := s.homes(h)
-	ea, eb := s.at(a), s.at(b)
-	hit := b2u(ea.hash == h32) | b2u(eb.hash == h32)<<1 | b2u(v == 0)<<2
-	if hit&1 != 0 && ea.flags&eInUse != 0 {
-		if keyEq(&ea.key, k) {
-			return a, DirOriginal, true
-		}
-		if isReplyOf(k, &ea.key) {
-			return a, DirReply, true
-		}
-	}
-	if hit&2 != 0 && eb.flags&eInUse != 0 {
-		if keyEq(&eb.key, k) {
-			return b, DirOriginal, true
-		}
-		if isReplyOf(k, &eb.key) {
-			return b, DirReply, true
-		}
-	}
-	for ; v != 0; i = (i + 1) & mask {
-		v = s.index[i]
+	for i := h32 & mask; ; i = (i + 1) & mask {
+		v := s.index[i]
 		if v == 0 {
-			break
+			return 0, 0, false
 		}
 		if uint32(v>>32) != h32 {
 			continue
@@ -421,7 +350,6 @@ func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
 			return slot, DirReply, true
 		}
 	}
-	return 0, 0, false
 }
 
 // lookup is find that removes and misses an expired entry.
@@ -494,161 +422,23 @@ func (s *shard) indexDel(h32, slot uint32) {
 	s.nIndex--
 }
 
-// allocSlot takes a free slot for a flow with hash h: a free home, else a
-// home held by a flow that is not at one of its own homes (that flow
-// moves to any free slot), else any free slot. Called with s.mu held.
-func (s *shard) allocSlot(t *Table, h uint64) uint32 {
-	if float64(s.live+1) > homeLoadMax*float64(max(s.nslots, 1)-1) {
-		s.grow()
+func (s *shard) allocSlot() uint32 {
+	if slot := s.free; slot != 0 {
+		s.free = s.at(slot).next
+		return slot
 	}
-	a, b := s.homes(h)
-	switch {
-	case s.isFree(a):
-		s.take(a)
-		return a
-	case s.isFree(b):
-		s.take(b)
-		return b
-	}
-	if x, to, ok := s.makeRoom(t, a, b); ok {
-		s.move(x, to)
-		s.take(x)
-		return x
-	}
-	return s.anySlot()
-}
-
-// makeRoom picks, when both homes a and b of a flow are taken, one whose
-// occupant can move: to its other home if that is free, else anywhere
-// when it is not at a home of its own. It reports the home to free and
-// where its occupant goes (already taken).
-func (s *shard) makeRoom(t *Table, a, b uint32) (x, to uint32, ok bool) {
-	var alt [2]uint32
-	for i, x := range [2]uint32{a, b} {
-		// The lookup that preceded this insert read both homes: their
-		// keys are in cache.
-		xa, xb := s.homes(t.hash(&s.at(x).key))
-		switch x {
-		case xa:
-			alt[i] = xb
-		case xb:
-			alt[i] = xa
-		default: // not at a home: to one of its own if free, else anywhere
-			to := xa
-			if !s.isFree(to) {
-				to = xb
-			}
-			if !s.isFree(to) {
-				return x, s.anySlot(), true
-			}
-			s.take(to)
-			return x, to, true
-		}
-	}
-	for i, x := range [2]uint32{a, b} {
-		if s.isFree(alt[i]) {
-			s.take(alt[i])
-			return x, alt[i], true
-		}
-	}
-	return 0, 0, false
-}
-
-// anySlot takes the free slot the search from freeCur meets first.
-func (s *shard) anySlot() uint32 {
-	for {
-		if s.freeCur >= len(s.freeMap) {
-			s.freeCur = 0
-		}
-		if w := s.freeMap[s.freeCur]; w != 0 {
-			slot := uint32(s.freeCur<<6 | bits.TrailingZeros64(w))
-			s.take(slot)
-			return slot
-		}
-		s.freeCur++
-	}
-}
-
-// grow adds homeGrowth to the arena. That moves every flow's homes; the
-// flows stay where they are (found through the index meanwhile) and the
-// sweeper moves them to new homes chunk by chunk (rehomeChunk), so growth
-// never holds the lock for a pass over the shard.
-func (s *shard) grow() {
-	for range max(1, int(float64(len(s.chunks))*homeGrowth)) {
+	slot := s.nslots
+	if int(slot>>chunkBits) == len(s.chunks) {
 		s.chunks = append(s.chunks, make([]entry, chunkSize))
 		s.minDeadline = append(s.minDeadline, math.MaxInt64)
-		for range chunkSize / 64 {
-			s.freeMap = append(s.freeMap, math.MaxUint64)
-		}
 	}
-	s.take(0) // the sentinel
-	s.nslots = uint32(len(s.chunks) * chunkSize)
-	s.grown++
-	s.rehome = 2
+	s.nslots++
+	return slot
 }
 
-// rehomeChunk moves chunk ci's flows that are not at one of their homes
-// to one, where one is free or can be made free (makeRoom). Called with
-// s.mu held.
-func (s *shard) rehomeChunk(t *Table, ci int) {
-	for i := range chunkSize {
-		slot := uint32(ci<<chunkBits | i)
-		e := s.at(slot)
-		if e.flags&eInUse == 0 {
-			continue
-		}
-		a, b := s.homes(t.hash(&e.key))
-		switch {
-		case slot == a || slot == b:
-		case s.isFree(a):
-			s.move(slot, a)
-		case s.isFree(b):
-			s.move(slot, b)
-		default:
-			if x, to, ok := s.makeRoom(t, a, b); ok {
-				s.move(x, to)
-				s.move(slot, x)
-			}
-		}
-	}
-}
-
-// move moves the entry at from to the free slot to, relinking its index
-// word and list neighbours.
-func (s *shard) move(from, to uint32) {
-	e := s.at(to)
-	*e = *s.at(from)
-	*s.at(from) = entry{}
-	s.release(from)
-	s.take(to)
-	mask := uint32(len(s.index) - 1)
-	want := uint64(e.hash)<<32 | uint64(from)
-	i := e.hash & mask
-	for s.index[i] != want {
-		i = (i + 1) & mask
-	}
-	s.index[i] = uint64(e.hash)<<32 | uint64(to)
-	if l := listOf(e); l >= 0 {
-		if e.prev != 0 {
-			s.at(e.prev).next = to
-		} else {
-			s.head[l] = to
-		}
-		if e.next != 0 {
-			s.at(e.next).prev = to
-		} else {
-			s.tail[l] = to
-		}
-	}
-	if m := &s.minDeadline[to>>chunkBits]; e.deadline < *m {
-		*m = e.deadline
-	}
-}
-
-// insert stores e, whose flow hash is h, and indexes it. Called with s.mu
-// held.
-func (s *shard) insert(t *Table, e *entry, h uint64) uint32 {
-	slot := s.allocSlot(t, h)
+// insert stores e and indexes it. Called with s.mu held.
+func (s *shard) insert(e *entry) uint32 {
+	slot := s.allocSlot()
 	p := s.at(slot)
 	*p = *e
 	s.setDeadline(slot, p, p.deadline)
@@ -685,8 +475,8 @@ func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
 		t.halfOpen.Add(-1)
 	}
 	src := sourceOf(&e.key)
-	*e = entry{}
-	s.release(slot)
+	*e = entry{next: s.free}
+	s.free = slot
 	s.live--
 	t.releaseSource(&src, unreplied)
 }
