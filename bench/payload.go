@@ -42,8 +42,16 @@ func PayloadRule(n int) string {
 	fmt.Fprintf(&b, "src      = %s\ndst      = %s\n", quoteList(ClientNets), quoteList(ServerNets))
 	fmt.Fprintf(&b, "dst_port = [%d, \"%d-%d\"]\n", PortIperf, PortReqResp, PortHold)
 	b.WriteString("action   = \"drop\"\npayload  = [\n")
-	for i := range n {
-		fmt.Fprintf(&b, "  { contains = \"tgbench-never-%04d-%016x\" },\n", i, r.Uint64())
+	// Random letters and digits from the first byte on: patterns sharing a
+	// prefix would let a first-byte prefilter skip nearly all of the data,
+	// which a real list of 1000 signatures does not.
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	lit := make([]byte, 16)
+	for range n {
+		for j := range lit {
+			lit[j] = alphabet[r.IntN(len(alphabet))]
+		}
+		fmt.Fprintf(&b, "  { contains = %q },\n", lit)
 	}
 	b.WriteString("]\n")
 	return b.String()
