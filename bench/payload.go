@@ -22,7 +22,8 @@ const payloadAnchor = "[[rule]]\nname     = \"allow-bench-tcp\""
 // whole stream instead of the first MiB. No pattern occurs in the
 // benchmark's data (iperf3 sends random bytes, the other agents single
 // bytes), so every flow ends up allowed by the next rule, after the
-// inspector has seen all of it.
+// inspector has seen all of it in both directions (dir = "both"; the
+// default, to_server, would leave downloads unscanned).
 func ArmPayload(cfg string, n int) (string, error) {
 	if !strings.Contains(cfg, payloadAnchor) {
 		return "", errors.New("bench: config has no allow-bench-tcp rule to arm a payload rule in front of")
@@ -51,7 +52,7 @@ func PayloadRule(n int) string {
 		for j := range lit {
 			lit[j] = alphabet[r.IntN(len(alphabet))]
 		}
-		fmt.Fprintf(&b, "  { contains = %q },\n", lit)
+		fmt.Fprintf(&b, "  { contains = %q, dir = \"both\" },\n", lit)
 	}
 	b.WriteString("]\n")
 	return b.String()

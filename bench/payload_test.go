@@ -45,8 +45,10 @@ func TestArmPayloadLoads(t *testing.T) {
 		for i := range chunk {
 			chunk[i] = byte(r.Uint32())
 		}
-		if h, hit := ins.Feed(policy.ToServer, chunk); hit {
-			t.Fatalf("payload rule hit random data: %+v", h)
+		for _, dir := range []policy.StreamDir{policy.ToServer, policy.ToClient} {
+			if h, hit := ins.Feed(dir, chunk); hit {
+				t.Fatalf("payload rule hit random data: %+v", h)
+			}
 		}
 	}
 	if ins.Done() {
