@@ -103,6 +103,9 @@ func TestRxCoalescerPassesNonTCP(t *testing.T) {
 }
 
 func TestRxCoalescerAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("gVisor's GRO reuses packet buffers through sync.Pool, which the race detector empties at random; the guard runs without -race")
+	}
 	c := newRxCoalescer(1)
 	c.flush()
 	d := &sizeDispatcher{sizes: make([]int, 0, 4096)}
