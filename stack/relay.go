@@ -101,25 +101,17 @@ func relayTCP(ctx context.Context, client, upstream Stream, ins streamInspector,
 	}
 
 	var st RelayStats
-	var wg sync.WaitGroup
-	wg.Add(2)
-	// Both pumps are owned by this call and end when their source ends or
-	// the relay aborts; the watcher ends with them.
-	go func() { defer wg.Done(); r.pump(policy.ToServer, client, upstream, &st.BytesToServer) }()
-	go func() { defer wg.Done(); r.pump(policy.ToClient, upstream, client, &st.BytesToClient) }()
-	done := make(chan struct{})
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-ctx.Done():
-			r.fail(ctx.Err())
-		case <-done:
-		}
-	}()
-	wg.Wait()
-	close(done)
-	<-watched
+	// The server-bound pump runs in the caller's goroutine and the
+	// client-bound one in its own (owned by this call, ends when its
+	// source ends or the relay aborts); ctx's end aborts both through
+	// AfterFunc instead of a watching goroutine: an idle flow costs one
+	// goroutine here, not three.
+	stop := context.AfterFunc(ctx, func() { r.fail(ctx.Err()) })
+	toClient := make(chan struct{})
+	go func() { defer close(toClient); r.pump(policy.ToClient, upstream, client, &st.BytesToClient) }()
+	r.pump(policy.ToServer, client, upstream, &st.BytesToServer)
+	<-toClient
+	stop()
 
 	_ = client.Conn.Close()
 	_ = upstream.Conn.Close()
