@@ -140,7 +140,7 @@ func TestBuildRowsAndTable(t *testing.T) {
 		"nftables": {"a": 10, "b": 0},
 		"tungate":  {"a": 2.5, "b": 30},
 	}
-	rows := BuildRows(metrics, variants, res, "tungate", "nftables")
+	rows := BuildRows(metrics, variants, res, nil, "tungate", "nftables")
 	if len(rows) != 2 {
 		t.Fatalf("rows %d", len(rows))
 	}
@@ -171,6 +171,46 @@ func TestBuildRowsAndTable(t *testing.T) {
 	}
 	if !strings.HasSuffix(lines[3], "-") {
 		t.Errorf("missing ratio not shown as -: %q", lines[3])
+	}
+}
+
+// A failed test keeps its row, shows "-[n]" in its column only, and the
+// footnote names variant, test and reason.
+func TestFailedCellsFootnoted(t *testing.T) {
+	metrics := []Metric{{"tcp", "tcp", "Gbit/s"}, {"udp.kpps", "udp", "kpps"}, {"udp.loss", "udp loss", "%"}, {"rtt.p50", "rtt", "us"}}
+	variants := []string{"kernel", "tungate", "peer"}
+	res := map[string]map[string]float64{
+		"kernel":  {"tcp": 20, "rtt.p50": 10},
+		"tungate": {"tcp": 2, "rtt.p50": 30},
+		"peer":    {"tcp": 3},
+	}
+	errs := []RunError{
+		{Variant: "tungate", Test: "udp", Reason: "iperf3 killed after 25s"},
+		{Variant: "peer", Test: "rtt", Reason: "gateway died"},
+	}
+	rows := BuildRows(metrics, variants, res, errs, "tungate", "kernel")
+	if len(rows) != 4 {
+		t.Fatalf("rows %d, want the failed udp rows kept", len(rows))
+	}
+	var buf bytes.Buffer
+	rep := Report{Variants: variants, RatioNum: "tungate", RatioDen: "kernel", Rows: rows, Errors: errs}
+	if err := FormatTable(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	if len(lines) != 2+4+2 {
+		t.Fatalf("table:\n%s", buf.String())
+	}
+	udp := strings.Fields(lines[3])
+	// udp (kpps) | kernel - | tungate -[1] | peer - | ratio -
+	if got := udp[len(udp)-4:]; got[0] != "-" || got[1] != "-[1]" || got[2] != "-" {
+		t.Errorf("udp row %q", lines[3])
+	}
+	if !strings.Contains(lines[5], "-[2]") || strings.Count(buf.String(), "-[1]") != 2 {
+		t.Errorf("table:\n%s", buf.String())
+	}
+	if lines[6] != "[1] tungate, udp: iperf3 killed after 25s" || lines[7] != "[2] peer, rtt: gateway died" {
+		t.Errorf("footnotes %q", lines[6:])
 	}
 }
 

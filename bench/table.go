@@ -38,6 +38,9 @@ type Report struct {
 	RatioDen string    `json:"ratio_den"`
 	Rows     []Row     `json:"rows"`
 	Notes    []string  `json:"notes,omitempty"`
+	// Errors are the measurements that failed; their cells are missing
+	// and footnoted in the table. The run itself still completed.
+	Errors []RunError `json:"errors"`
 	// PayloadRatio is, per TCP bulk test, the "payload" variant's
 	// throughput over the "tungate" variant's.
 	PayloadRatio map[string]float64 `json:"payload_ratio,omitempty"`
@@ -56,9 +59,43 @@ type Host struct {
 	LoadAvg string `json:"loadavg"`
 }
 
+// RunError is one measurement that failed: a test in one variant's
+// column, or the whole column when Test is empty.
+type RunError struct {
+	Variant string `json:"variant"`
+	Test    string `json:"test,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+func (e RunError) String() string {
+	if e.Test == "" {
+		return e.Variant + ": " + e.Reason
+	}
+	return e.Variant + ", " + e.Test + ": " + e.Reason
+}
+
+// TestOf is the test a metric key belongs to: the key up to its first dot
+// ("udp_1400.kpps" -> "udp_1400").
+func TestOf(key string) string {
+	t, _, _ := strings.Cut(key, ".")
+	return t
+}
+
+// errorFor is the index in errs of the failure that explains a missing
+// value of metric key in variant's column, or -1.
+func errorFor(errs []RunError, variant, key string) int {
+	for i, e := range errs {
+		if e.Variant == variant && (e.Test == "" || e.Test == TestOf(key)) {
+			return i
+		}
+	}
+	return -1
+}
+
 // BuildRows turns per-variant results (variant -> metric key -> value)
-// into rows in the order of metrics, leaving out metrics no variant has.
-func BuildRows(metrics []Metric, variants []string, results map[string]map[string]float64, num, den string) []Row {
+// into rows in the order of metrics, leaving out metrics no variant has
+// and no failure explains.
+func BuildRows(metrics []Metric, variants []string, results map[string]map[string]float64, errs []RunError, num, den string) []Row {
 	var rows []Row
 	for _, m := range metrics {
 		row := Row{Metric: m, Values: make([]*float64, len(variants))}
@@ -66,6 +103,8 @@ func BuildRows(metrics []Metric, variants []string, results map[string]map[strin
 		for i, v := range variants {
 			if x, ok := results[v][m.Key]; ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
 				row.Values[i] = &x
+				any = true
+			} else if errorFor(errs, v, m.Key) >= 0 {
 				any = true
 			}
 		}
@@ -101,8 +140,20 @@ func FormatValue(v float64) string {
 }
 
 // FormatTable writes the report as one aligned text table: a metric per
-// line, a column per variant, then the ratio column.
+// line, a column per variant, then the ratio column; a value missing
+// because its test failed is "-[n]", with footnote n under the table.
 func FormatTable(w io.Writer, r Report) error {
+	var foot []int // indexes into r.Errors, in footnote order
+	mark := map[int]int{}
+	footnote := func(i int) string {
+		n, ok := mark[i]
+		if !ok {
+			foot = append(foot, i)
+			n = len(foot)
+			mark[i] = n
+		}
+		return fmt.Sprintf("-[%d]", n)
+	}
 	head := []string{"metric"}
 	head = append(head, r.Variants...)
 	ratioHead := r.RatioNum + "/" + r.RatioDen
@@ -114,9 +165,15 @@ func FormatTable(w io.Writer, r Report) error {
 			label += " (" + row.Unit + ")"
 		}
 		line := []string{label}
-		for _, v := range row.Values {
+		for i, v := range row.Values {
 			if v == nil {
-				line = append(line, "-")
+				cell := "-"
+				if i < len(r.Variants) {
+					if e := errorFor(r.Errors, r.Variants[i], row.Key); e >= 0 {
+						cell = footnote(e)
+					}
+				}
+				line = append(line, cell)
 			} else {
 				line = append(line, FormatValue(*v))
 			}
@@ -152,6 +209,9 @@ func FormatTable(w io.Writer, r Report) error {
 			}
 			b.WriteString(strings.Repeat("-", total) + "\n")
 		}
+	}
+	for n, i := range foot {
+		fmt.Fprintf(&b, "[%d] %s\n", n+1, r.Errors[i])
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -72,6 +72,7 @@ func cmdRun(ctx context.Context, args []string) error {
 			fmt.Fprintln(os.Stderr, "warning:", busyNote)
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 
@@ -126,20 +127,33 @@ func cmdRun(ctx context.Context, args []string) error {
 		notes = append(notes, s)
 		fmt.Fprintln(os.Stderr, "note:", s)
 	}
+	var runErrs []bench.RunError
 	var names []string
+	var fatal error // the harness itself could not run (no lab)
 	for _, v := range variants {
 		names = append(names, v.name)
-		if ctx.Err() != nil {
-			note("%s: skipped: %v", v.name, ctx.Err())
+		fail := func(test, format string, a ...any) {
+			e := bench.RunError{Variant: v.name, Test: test, Reason: fmt.Sprintf(format, a...)}
+			runErrs = append(runErrs, e)
+			fmt.Fprintln(os.Stderr, "failed:", e)
+		}
+		if fatal != nil || ctx.Err() != nil {
+			why := fatal
+			if why == nil {
+				why = boundErr(ctx, o.timeout)
+			}
+			for _, k := range planned(&o, v.only) {
+				fail(k, "not run: %v", why)
+			}
 			continue
 		}
-		res, err := runVariant(ctx, &o, v.name, v.setup, v.only, note)
+		res, err := runVariant(ctx, &o, v.name, v.setup, v.only, note, fail)
 		results[v.name] = res
 		if err != nil {
-			note("%s: %v", v.name, err)
+			fatal = err
+			fmt.Fprintf(os.Stderr, "%s: %v\n", v.name, err)
 		}
 	}
-
 	var metrics []bench.Metric
 	for _, t := range tests() {
 		metrics = append(metrics, t.values...)
@@ -158,8 +172,12 @@ func cmdRun(ctx context.Context, args []string) error {
 		Variants: names,
 		RatioNum: "tungate",
 		RatioDen: "nftables",
-		Rows:     bench.BuildRows(metrics, names, results, "tungate", "nftables"),
+		Rows:     bench.BuildRows(metrics, names, results, runErrs, "tungate", "nftables"),
 		Notes:    notes,
+		Errors:   runErrs,
+	}
+	if rep.Errors == nil {
+		rep.Errors = []bench.RunError{} // "errors": [] rather than null
 	}
 	rep.PayloadRatio = payloadRatios(results)
 	fmt.Println()
@@ -181,10 +199,23 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("elapsed %s; written to %s\n", rep.Elapsed, path)
-	if len(notes) > 0 && !(len(notes) == 1 && busyNote != "") {
-		return errors.New("some measurements failed; see the notes")
+	if len(runErrs) > 0 {
+		fmt.Fprintf(os.Stderr, "%d measurement(s) failed; their cells are footnoted in the table\n", len(runErrs))
 	}
-	return nil
+	// A failed measurement is part of the result (a footnoted cell); only
+	// a harness that could not run, or was interrupted, fails the command.
+	if fatal != nil {
+		return fatal
+	}
+	return parent.Err()
+}
+
+// boundErr names why ctx ended: the run's time bound or an interruption.
+func boundErr(ctx context.Context, bound time.Duration) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("the run's %s bound was reached", bound)
+	}
+	return ctx.Err()
 }
 
 // bulkTests are the TCP bulk tests, the ones the payload variant runs.
@@ -226,13 +257,38 @@ func preflight(o *runOpts) error {
 	return nil
 }
 
+// planned is the keys of the tests a variant runs under o.
+func planned(o *runOpts, only []string) []string {
+	var keys []string
+	for _, t := range tests() {
+		if o.tests != nil && !slices.Contains(o.tests, t.key) || o.tests == nil && o.quick && !t.inQuick {
+			continue
+		}
+		if only != nil && !slices.Contains(only, t.key) {
+			continue
+		}
+		keys = append(keys, t.key)
+	}
+	return keys
+}
+
 // runVariant builds a fresh lab, starts the servers and the gateway of one
 // variant, runs every test and tears everything down, also on error and
-// on cancellation.
+// on cancellation. A test that fails, or every test left when the column
+// cannot go on, is reported through fail; the returned error is only for
+// a harness that cannot run at all (no lab).
 func runVariant(ctx context.Context, o *runOpts, name string,
-	setup func(context.Context, *lab.Lab) (*gateway, error), only []string, note func(string, ...any)) (res map[string]float64, err error) {
-	res = map[string]float64{}
+	setup func(context.Context, *lab.Lab) (*gateway, error), only []string,
+	note func(string, ...any), fail func(test, format string, a ...any)) (map[string]float64, error) {
+	res := map[string]float64{}
 	fmt.Fprintf(os.Stderr, "== %s\n", name)
+	todo := planned(o, only)
+	failRest := func(format string, a ...any) {
+		for _, k := range todo {
+			fail(k, format, a...)
+		}
+		todo = nil
+	}
 	var gwOut io.Writer = io.Discard
 	if o.gwLog != "" {
 		f, err := os.OpenFile(o.gwLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -244,28 +300,34 @@ func runVariant(ctx context.Context, o *runOpts, name string,
 	}
 	l, err := lab.New(ctx, lab.Options{Prefix: "tgb", Log: slog.New(slog.DiscardHandler), GatewayOutput: gwOut})
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("lab: %w", err)
 	}
 	defer func() {
 		if cerr := l.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("teardown: %w", cerr))
+			note("%s: teardown: %v", name, cerr)
 		}
 	}()
 
 	srv, err := startBG(ctx, l.Server, "ready", o.self, "serve", "-addr", lab.ServerV4.String())
 	if err != nil {
-		return res, err
+		failRest("not run: server agent: %v", err)
+		return res, nil
 	}
 	defer srv.stop()
-	ip3, err := startBG(ctx, l.Server, "", "iperf3", "-s", "-B", lab.ServerV4.String(), "-p", fmt.Sprint(bench.PortIperf))
-	if err != nil {
-		return res, err
+	startIperf := func() (*bg, error) {
+		return startBG(ctx, l.Server, "", "iperf3", "-s", "-B", lab.ServerV4.String(), "-p", fmt.Sprint(bench.PortIperf))
 	}
-	defer ip3.stop()
+	ip3, err := startIperf()
+	if err != nil {
+		failRest("not run: iperf3 -s: %v", err)
+		return res, nil
+	}
+	defer func() { ip3.stop() }()
 
 	gw, err := setup(ctx, l)
 	if err != nil {
-		return res, fmt.Errorf("setup: %w", err)
+		failRest("not run: gateway setup: %v", err)
+		return res, nil
 	}
 	defer func() {
 		if serr := gw.stop(); serr != nil {
@@ -273,32 +335,40 @@ func runVariant(ctx context.Context, o *runOpts, name string,
 		}
 	}()
 	if _, err := agent(ctx, o.self, l.Client, 20*time.Second, "probe", "-addr", lab.ServerV4.String()); err != nil {
-		return res, err
+		failRest("not run: no path through the gateway: %v", err)
+		return res, nil
 	}
-	// iperf3 -s binds once it runs; the probe above took long enough, but
-	// make sure before the first test.
 	e := &env{lab: l, self: o.self, d: o.d, idleN: o.idleN, gw: gw,
 		note: func(format string, a ...any) { note(name+": "+format, a...) }}
 	for _, t := range tests() {
-		if o.tests != nil && !slices.Contains(o.tests, t.key) || o.tests == nil && o.quick && !t.inQuick {
-			continue
-		}
-		if only != nil && !slices.Contains(only, t.key) {
+		if !slices.Contains(todo, t.key) {
 			continue
 		}
 		if ctx.Err() != nil {
-			return res, ctx.Err()
+			failRest("not run: %v", boundErr(ctx, o.timeout))
+			return res, nil
 		}
+		todo = slices.DeleteFunc(todo, func(k string) bool { return k == t.key })
 		cpu0, cpuErr := gatewayCPU(gw)
 		host0, hostErr := bench.HostBusy()
 		vals, terr := t.run(ctx, e)
 		cpu1, cpuErr1 := gatewayCPU(gw)
 		host1, hostErr1 := bench.HostBusy()
 		if aerr := gw.alive(); aerr != nil {
-			return res, fmt.Errorf("%s: gateway died: %w", t.key, aerr)
+			fail(t.key, "gateway died: %v", aerr)
+			failRest("not run: the gateway died in %s", t.key)
+			return res, nil
 		}
 		if terr != nil {
-			note("%s: %s: %v", name, t.key, terr)
+			fail(t.key, "%v", terr)
+			// A client that failed or was killed can leave iperf3 -s
+			// inside its test (it serves one at a time): start a fresh
+			// one so the column's next tests are not refused as busy.
+			ip3.stop()
+			if ip3, err = startIperf(); err != nil {
+				failRest("not run: iperf3 -s restart: %v", err)
+				return res, nil
+			}
 			continue
 		}
 		for k, v := range vals {

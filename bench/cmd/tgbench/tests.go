@@ -147,20 +147,31 @@ func iperf(ctx context.Context, e *env, extra ...string) (bench.IperfResult, err
 	secs := max(1, int(e.d.Round(time.Second)/time.Second))
 	args := append([]string{"-c", lab.ServerV4.String(), "-p", strconv.Itoa(bench.PortIperf),
 		"-t", strconv.Itoa(secs), "-J", "--connect-timeout", "3000"}, extra...)
+	bound := time.Duration(secs)*time.Second + 20*time.Second
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
 		if attempt > 0 {
 			time.Sleep(time.Second)
 		}
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+20*time.Second)
-		out, runErr := e.lab.Client.Command(cctx, "iperf3", args...).Output()
+		cctx, cancel := context.WithTimeout(ctx, bound)
+		cmd := e.lab.Client.Command(cctx, "iperf3", args...)
+		errOut := &tail{}
+		cmd.Stderr = errOut
+		out, runErr := cmd.Output()
+		killed := cctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		r, err := bench.ParseIperf(out)
 		if err == nil {
 			return r, nil
 		}
-		if runErr != nil && len(out) == 0 {
+		switch {
+		case killed:
+			err = fmt.Errorf("iperf3 killed after %s without a result", bound)
+		case runErr != nil && len(out) == 0:
 			err = fmt.Errorf("iperf3: %w", runErr)
+		}
+		if s := errOut.String(); s != "" {
+			err = fmt.Errorf("%w (stderr: %s)", err, s)
 		}
 		lastErr = err
 		if !strings.Contains(err.Error(), "busy") {
