@@ -98,7 +98,7 @@ PROFILE_OUT := bench/results/cpu.pprof
 PROFILE_BIN    ?= $(BIN)
 PROFILE_CONFIG ?= configs/bench.toml
 
-.PHONY: bench-quick bench-micro profile
+.PHONY: bench-quick bench-micro bench-offload profile
 
 bench: build
 	$(need_root)
@@ -111,6 +111,16 @@ bench-quick: build
 	@$(MAKE) --no-print-directory deps-bench
 	$(GO) build -o $(BENCH_BIN) ./bench/cmd/tgbench
 	./$(BENCH_BIN) run -quick -bin $(BIN) -config configs/bench.toml -out bench/results -peer "$$PEER" $(BENCH_FLAGS)
+
+# bench-offload: make bench with the TUN offload path ([tun] offload = true,
+# virtio-net header, TSO and GRO) as the PEER column, next to the default
+# water path, in one run.
+OFFLOAD_CONFIG := bin/bench-offload.toml
+bench-offload: build
+	$(need_root)
+	sed 's/^name = "tungate0"$$/name = "tungate0"\noffload = true/' configs/bench.toml > $(OFFLOAD_CONFIG)
+	grep -q '^offload = true' $(OFFLOAD_CONFIG)
+	$(MAKE) --no-print-directory bench PEER="exec $(CURDIR)/$(BIN) run -c $(CURDIR)/$(OFFLOAD_CONFIG)"
 
 # profile: a CPU profile of tungate under bulk load (TUNGATE_CPUPROFILE),
 # then its top consumers.
