@@ -42,15 +42,20 @@ var ErrTooLarge = errors.New("ahocorasick: pattern set too large")
 // the only test the hot loop needs; a sparse state's code is denseEnd plus
 // its sparse index. A State exposed to callers is the state's slot: row
 // number for dense states, denseN plus sparse index otherwise.
+//
+// When a Matcher has both automata, the nocase one's rows follow the
+// case-sensitive one's in one table (its codes start at base), so a loop
+// stepping both indexes a single slice.
 type automaton struct {
 	cls      [256]uint8 // byte -> class
 	stride   uint32     // number of classes
 	maxLen   int        // longest pattern, which bounds a state's depth
 	n        uint32     // number of states
 	denseN   uint32
-	denseEnd uint32   // denseN * stride
+	base     uint32   // code of row 0
+	denseEnd uint32   // base + denseN*stride
 	matchLo  uint32   // code of the first dense state that reports
-	dense    []uint32 // denseN rows of stride codes
+	dense    []uint32 // base entries (another automaton's), then denseN rows of stride codes
 
 	// Sparse states: trie edges sorted by class, and the failure link that
 	// resolves every other class; all as codes.
@@ -82,13 +87,21 @@ func Build(patterns [][]byte, nocase []bool) (*Matcher, error) {
 	m := &Matcher{n: len(patterns)}
 	var err error
 	if len(cs) > 0 {
-		if m.cs, err = build(patterns, cs, false); err != nil {
+		if m.cs, err = build(patterns, cs, false, 0); err != nil {
 			return nil, err
 		}
 	}
 	if len(ci) > 0 {
-		if m.ci, err = build(patterns, ci, true); err != nil {
+		var base uint32
+		if m.cs != nil {
+			base = uint32(len(m.cs.dense))
+		}
+		if m.ci, err = build(patterns, ci, true, base); err != nil {
 			return nil, err
+		}
+		if m.cs != nil {
+			copy(m.ci.dense, m.cs.dense)
+			m.cs.dense = m.ci.dense[:base:base]
 		}
 	}
 	if m.cs != nil && m.ci != nil {
@@ -116,9 +129,10 @@ type edge struct {
 	to uint32
 }
 
-// build makes the automaton for patterns[ids...].
-func build(patterns [][]byte, ids []int, fold bool) (*automaton, error) {
-	a := &automaton{}
+// build makes the automaton for patterns[ids...], its codes starting at
+// base (its dense table has base leading entries for the caller to fill).
+func build(patterns [][]byte, ids []int, fold bool, base uint32) (*automaton, error) {
+	a := &automaton{base: base}
 	var used [256]bool
 	for _, id := range ids {
 		for _, c := range patterns[id] {
@@ -225,7 +239,10 @@ func build(patterns [][]byte, ids []int, fold bool) (*automaton, error) {
 		}
 	}
 	a.denseN = min(n, max(1, uint32(denseBudget/(4*int(a.stride)))))
-	a.denseEnd = a.denseN * a.stride
+	if uint64(base)+uint64(a.denseN)*uint64(a.stride)+uint64(n) > 1<<32-1 {
+		return nil, fmt.Errorf("%w: tables exceed 32-bit codes", ErrTooLarge)
+	}
+	a.denseEnd = base + a.denseN*a.stride
 	// Codes: dense non-reporting states, dense reporting states, sparse.
 	code := make([]uint32, n)
 	slot := make([]uint32, n) // by breadth-first id
@@ -233,12 +250,12 @@ func build(patterns [][]byte, ids []int, fold bool) (*automaton, error) {
 	for pass := range 2 {
 		for s := range a.denseN {
 			if (len(outs[s]) > 0) == (pass == 1) {
-				slot[s], code[s] = row, row*a.stride
+				slot[s], code[s] = row, base+row*a.stride
 				row++
 			}
 		}
 		if pass == 0 {
-			a.matchLo = row * a.stride
+			a.matchLo = base + row*a.stride
 		}
 	}
 	for s := a.denseN; s < n; s++ {
@@ -261,6 +278,10 @@ func build(patterns [][]byte, ids []int, fold bool) (*automaton, error) {
 		r := a.dense[code[s] : code[s]+a.stride]
 		if s != 0 {
 			copy(r, a.dense[code[fail[s]]:])
+		} else {
+			for c := range r {
+				r[c] = code[0] // missing edges go back to the root
+			}
 		}
 		for _, e := range edges[s] {
 			r[e.c] = code[e.to]

@@ -3,7 +3,7 @@ package ahocorasick
 // code converts a caller's State (a slot) to the internal code.
 func (a *automaton) code(slot uint32) uint32 {
 	if slot < a.denseN {
-		return slot * a.stride
+		return a.base + slot*a.stride
 	}
 	return a.denseEnd + slot - a.denseN
 }
@@ -11,7 +11,7 @@ func (a *automaton) code(slot uint32) uint32 {
 // slot converts an internal code back to the State a caller keeps.
 func (a *automaton) slot(code uint32) uint32 {
 	if code < a.denseEnd {
-		return code / a.stride
+		return (code - a.base) / a.stride
 	}
 	return a.denseN + code - a.denseEnd
 }
@@ -85,7 +85,7 @@ func (a *automaton) scan(st uint32, data []byte, fn func(int, int) bool) uint32 
 	}
 	dense, denseEnd, matchLo, cls := a.dense, a.denseEnd, a.matchLo, &a.cls
 	x, i := s, 0
-	y, j := uint32(0), mid-a.maxLen
+	y, j := a.base, mid-a.maxLen
 	pending := false
 	for i < mid {
 		cx, cy := uint32(cls[data[i]]), cls[data[j]]
@@ -175,9 +175,25 @@ func (m *Matcher) scan2(st State, data []byte, fn func(int, int) bool) State {
 	}
 	cs, ci := m.cs, m.ci
 	i, j := 0, mid-warm
-	bx, by := uint32(0), uint32(0)
+	bx, by := cs.base, ci.base
 	pending := false
 	for i < mid {
+		if x < cs.matchLo && y < ci.matchLo && bx < cs.matchLo && by < ci.matchLo {
+			// All four chains are in dense rows that report nothing: run
+			// the tight loop until one is not.
+			var k int
+			k, x, y, bx, by = walk4(ci.dense, &cs.cls, &ci.cls, cs.matchLo, ci.matchLo, data[i:mid], data[j:], x, y, bx, by)
+			i += k
+			j += k
+			if (x >= cs.matchLo || y >= ci.matchLo) && !m.report(x, y, i, fn) {
+				return m.pack(x, y)
+			}
+			if (bx >= cs.matchLo || by >= ci.matchLo) && j > mid && len(cs.out(bx))+len(ci.out(by)) > 0 {
+				pending = true
+				break
+			}
+			continue
+		}
 		c, d := data[i], data[j]
 		x, y = cs.step(x, cs.cls[c]), ci.step(y, ci.cls[c])
 		bx, by = cs.step(bx, cs.cls[d]), ci.step(by, ci.cls[d])
@@ -202,6 +218,25 @@ func (m *Matcher) scan2(st State, data []byte, fn func(int, int) bool) State {
 	}
 	bx, by, _ = m.run2(bx, by, data, j, len(data), fn)
 	return m.pack(bx, by)
+}
+
+// walk4 steps the two chains of scan2 (x, y over p; bx, by over q) through
+// the shared table d while every code stays below its automaton's lo,
+// i.e. in a dense row that reports nothing. It returns how many bytes it
+// consumed (at least one, when p is not empty) and the codes then: the
+// step that took a code to lo or above is included. Keeping this loop
+// apart from the reporting lets all its state live in registers.
+func walk4(d []uint32, xc, yc *[256]uint8, xlo, ylo uint32, p, q []byte, x, y, bx, by uint32) (int, uint32, uint32, uint32, uint32) {
+	q = q[:len(p)]
+	for k := 0; k < len(p); k++ {
+		c, e := p[k], q[k]
+		x, y = d[x+uint32(xc[c])], d[y+uint32(yc[c])]
+		bx, by = d[bx+uint32(xc[e])], d[by+uint32(yc[e])]
+		if x >= xlo || y >= ylo || bx >= xlo || by >= ylo {
+			return k + 1, x, y, bx, by
+		}
+	}
+	return len(p), x, y, bx, by
 }
 
 // run2 walks data[from:to] with both automata as one chain.
