@@ -88,6 +88,24 @@ func (a *automaton) scan(st uint32, data []byte, fn func(int, int) bool) uint32 
 	y, j := a.base, mid-a.maxLen
 	pending := false
 	for i < mid {
+		if x < matchLo && y < matchLo {
+			var k int
+			k, x, y = walk2(dense, cls, matchLo, data[i:mid], data[j:], x, y)
+			i += k
+			j += k
+			if x >= matchLo {
+				for _, id := range a.out(x) {
+					if !fn(int(id), i) {
+						return a.slot(x)
+					}
+				}
+			}
+			if y >= matchLo && j > mid && len(a.out(y)) > 0 {
+				pending = true
+				break
+			}
+			continue
+		}
 		cx, cy := uint32(cls[data[i]]), cls[data[j]]
 		if x < denseEnd {
 			x = dense[x+cx]
@@ -126,6 +144,18 @@ func (a *automaton) scan(st uint32, data []byte, fn func(int, int) bool) uint32 
 	}
 	y, _, _ = a.run(y, data, j, len(data), fn)
 	return a.slot(y)
+}
+
+// walk2 is walk4 for one automaton: chain x over p, y over q.
+func walk2(d []uint32, cls *[256]uint8, lo uint32, p, q []byte, x, y uint32) (int, uint32, uint32) {
+	q = q[:len(p)]
+	for k := 0; k < len(p); k++ {
+		x, y = d[x+uint32(cls[p[k]])], d[y+uint32(cls[q[k]])]
+		if x >= lo || y >= lo {
+			return k + 1, x, y
+		}
+	}
+	return len(p), x, y
 }
 
 // run walks data[from:to] from code s as one chain, reporting to fn. It
