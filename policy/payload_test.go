@@ -291,29 +291,38 @@ func benchStream(r *rand.Rand, n int) []byte {
 	return []byte(b.String()[:n])
 }
 
-// BenchmarkPayloadScan feeds 1500-byte segments of HTTP-like text through
-// an Inspector with n armed payload rules (one literal each), none of
-// which completes: the steady-state cost of inspecting a flow.
+// BenchmarkPayloadScan feeds 1500-byte segments (and 32 KiB relay reads)
+// of HTTP-like text through an Inspector with n armed payload rules (one
+// literal each), none of which completes: the steady-state cost of
+// inspecting a flow.
 func BenchmarkPayloadScan(b *testing.B) {
 	for _, n := range []int{10, 1000} {
-		b.Run(fmt.Sprintf("patterns=%d", n), func(b *testing.B) {
-			p := payloadPolicy(b, 0, benchRules(n)...)
-			in := p.NewInspector(tcpFlow, p.Decide(tcpFlow))
-			r := rand.New(rand.NewPCG(5, 6))
-			segs := make([][]byte, 64)
-			for i := range segs {
-				segs[i] = benchStream(r, 1500)
+		for _, size := range []int{1500, 32 << 10} {
+			name := fmt.Sprintf("patterns=%d", n)
+			if size != 1500 {
+				name += fmt.Sprintf(",chunk=%dKiB", size>>10)
 			}
-			b.SetBytes(1500)
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, ok := in.Feed(ToServer, segs[i&63]); ok {
-					b.Fatal("hit")
-				}
-				i++
-			}
-		})
+			b.Run(name, func(b *testing.B) { benchPayloadScan(b, n, size) })
+		}
+	}
+}
+
+func benchPayloadScan(b *testing.B, n, size int) {
+	p := payloadPolicy(b, 0, benchRules(n)...)
+	in := p.NewInspector(tcpFlow, p.Decide(tcpFlow))
+	r := rand.New(rand.NewPCG(5, 6))
+	segs := make([][]byte, 64)
+	for i := range segs {
+		segs[i] = benchStream(r, size)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := in.Feed(ToServer, segs[i&63]); ok {
+			b.Fatal("hit")
+		}
+		i++
 	}
 }
 
