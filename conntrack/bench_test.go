@@ -153,6 +153,11 @@ func BenchmarkNewFlowInsertExpire(b *testing.B) {
 	if tab.Len() > 1<<16 {
 		b.Fatalf("Len %d", tab.Len())
 	}
+	var rebuilds uint64
+	for i := range tab.shards {
+		rebuilds += tab.shards[i].rebuilds
+	}
+	b.ReportMetric(float64(rebuilds)/float64(b.N), "rebuilds/op")
 }
 
 // BenchmarkSweep1M is one full sweeper pass over 1M live flows, nothing

@@ -63,7 +63,6 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 		key:      k,
 		flags:    eInUse,
 		verdict:  v,
-		hash:     uint32(h),
 		created:  now,
 		packets:  [2]uint64{1, 0},
 		bytes:    [2]uint64{uint64(max(p.Len, 0)), 0},
@@ -78,7 +77,7 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 			e.conn.initPickup(p)
 		}
 	}
-	slot := s.insert(&e)
+	slot := s.insert(&e, h)
 	s.ctr[cInsert]++
 	if t.ev.active() {
 		t.ev.emit(t, EventNew, s.at(slot), 0, now)

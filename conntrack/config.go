@@ -50,7 +50,7 @@ const (
 	defaultMaxFlows          = 262144
 	defaultMaxFlowsPerSource = 4096
 	defaultMaxHalfOpen       = 0.25
-	// maxMaxFlows keeps arena indices (31 bits plus a direction bit) and
+	// maxMaxFlows keeps slot and node numbers well inside 32 bits and
 	// the memory an operator can ask for within reason.
 	maxMaxFlows = 1 << 28
 )

@@ -83,40 +83,28 @@ func checkInvariants(tb testing.TB, t *Table) {
 		s.mu.Lock()
 		inUse := 0
 		onList := [2]map[uint32]bool{{}, {}}
-		indexed := map[uint32]int{}
-		for _, v := range s.index {
-			if v == 0 {
-				continue
+		for i := uint32(1); i <= s.nslots; i++ {
+			c, e := s.ctrl[i], s.at(i)
+			if (c >= ctrlFull) != (e.flags&eInUse != 0) {
+				tb.Errorf("shard %d slot %d: control byte %#x, entry flags %#x", si, i, c, e.flags)
 			}
-			slot := uint32(v)
-			if slot == 0 || slot >= s.nslots || s.at(slot).flags&eInUse == 0 || s.at(slot).hash != uint32(v>>32) {
-				tb.Errorf("shard %d: index word %#x -> bad slot", si, v)
-				continue
-			}
-			indexed[slot]++
-		}
-		if len(s.index) > 0 && s.nIndex*4 > len(s.index)*3 {
-			tb.Errorf("shard %d: index load %d/%d", si, s.nIndex, len(s.index))
-		}
-		for i := uint32(1); i < s.nslots; i++ {
-			e := s.at(i)
-			if e.flags&eInUse == 0 {
+			if c < ctrlFull {
+				if *e != (entry{}) {
+					tb.Errorf("shard %d slot %d: free slot not zeroed", si, i)
+				}
 				continue
 			}
 			inUse++
-			c := perSrc[sourceOf(&e.key)]
-			c.flows++
+			sc := perSrc[sourceOf(&e.key)]
+			sc.flows++
 			if e.flags&eSeenReply == 0 {
-				c.half++
+				sc.half++
 				half++
 			}
-			perSrc[sourceOf(&e.key)] = c
+			perSrc[sourceOf(&e.key)] = sc
 			h := t.hash(&e.key)
-			if t.shardFor(h) != s || uint32(h) != e.hash {
+			if t.shardFor(h) != s || ctrlTag(h) != c || uint32(h) != s.hash32[i] {
 				tb.Errorf("shard %d slot %d: key hashes elsewhere", si, i)
-			}
-			if indexed[i] != 1 {
-				tb.Errorf("shard %d slot %d: indexed %d times", si, i, indexed[i])
 			}
 			if slot, dir, ok := s.find(&e.key, h); !ok || slot != i || dir != DirOriginal {
 				tb.Errorf("shard %d slot %d: original key finds %d %v %v", si, i, slot, dir, ok)
@@ -132,13 +120,26 @@ func checkInvariants(tb testing.TB, t *Table) {
 			}
 			if l := listOf(e); l >= 0 {
 				onList[l][i] = true
+				if e.node == 0 || int(e.node) >= len(s.nodes) || s.nodes[e.node].slot != i {
+					tb.Errorf("shard %d slot %d: list node %d does not point back", si, i, e.node)
+				}
+			} else if e.node != 0 {
+				tb.Errorf("shard %d slot %d: assured flow holds list node %d", si, i, e.node)
 			}
 			if e.deadline < s.minDeadline[i>>chunkBits] {
 				tb.Errorf("shard %d slot %d: deadline below its chunk's bound", si, i)
 			}
 		}
-		if s.nIndex != inUse {
-			tb.Errorf("shard %d: %d index words, %d entries", si, s.nIndex, inUse)
+		if s.nslots > 0 && uint64(s.live)*8 > uint64(s.nslots)*maxLoad8 {
+			tb.Errorf("shard %d: %d flows in %d slots", si, s.live, s.nslots)
+		}
+		for k := uint32(1); s.nslots > 0 && k <= group; k++ {
+			if s.ctrl[s.nslots+k] != s.ctrl[k] {
+				tb.Errorf("shard %d: control byte copy %d differs", si, k)
+			}
+		}
+		if s.nslots > 0 && s.ctrl[0] != ctrlEmpty || s.nslots > 0 && *s.at(0) != (entry{}) {
+			tb.Errorf("shard %d: sentinel slot touched", si)
 		}
 		if inUse != s.live {
 			tb.Errorf("shard %d: %d entries in use, live=%d", si, inUse, s.live)
@@ -146,16 +147,17 @@ func checkInvariants(tb testing.TB, t *Table) {
 		live += int64(inUse)
 		for l := range 2 {
 			n, prevCreated, prev := 0, int64(math.MinInt64), uint32(0)
-			for slot := s.head[l]; slot != 0; slot = s.at(slot).next {
+			for node := s.head[l]; node != 0; node = s.nodes[node].next {
+				slot := s.nodes[node].slot
 				e := s.at(slot)
-				if !onList[l][slot] {
+				if !onList[l][slot] || e.node != node {
 					tb.Errorf("shard %d: list %d holds slot %d which does not belong there", si, l, slot)
 					break
 				}
-				if e.prev != prev || (l == listUnreplied && e.created < prevCreated) {
+				if s.nodes[node].prev != prev || (l == listUnreplied && e.created < prevCreated) {
 					tb.Errorf("shard %d: list %d broken at slot %d", si, l, slot)
 				}
-				prev, prevCreated = slot, e.created
+				prev, prevCreated = node, e.created
 				n++
 				if n > int(s.nslots) {
 					tb.Errorf("shard %d: list %d cycle", si, l)
@@ -167,7 +169,7 @@ func checkInvariants(tb testing.TB, t *Table) {
 			}
 			wantOldest := int64(math.MaxInt64)
 			if s.head[l] != 0 {
-				wantOldest = s.at(s.head[l]).created
+				wantOldest = s.at(s.nodes[s.head[l]].slot).created
 			}
 			if s.oldest[l].Load() != wantOldest {
 				tb.Errorf("shard %d: oldest[%d]=%d, head created %d", si, l, s.oldest[l].Load(), wantOldest)

@@ -25,7 +25,7 @@ func (t *Table) Range(fn func(FlowInfo) bool) {
 		buf = buf[:0]
 		now := t.now()
 		s.mu.Lock()
-		for j := uint32(1); j < s.nslots; j++ {
+		for j := uint32(1); j <= s.nslots; j++ {
 			e := s.at(j)
 			if e.flags&eInUse == 0 || now >= e.deadline {
 				continue

@@ -60,7 +60,7 @@ func (t *Table) sweepShard(s *shard) {
 	for ci := 0; ; ci++ {
 		now := t.now()
 		s.mu.Lock()
-		if ci >= len(s.chunks) {
+		if ci >= len(s.minDeadline) {
 			s.mu.Unlock()
 			return
 		}
@@ -72,22 +72,25 @@ func (t *Table) sweepShard(s *shard) {
 }
 
 // sweepChunk removes chunk ci's expired entries and makes its
-// minDeadline exact. Called with s.mu held.
+// minDeadline exact. Called with s.mu held. A removal shifts later
+// flows of the run back, possibly into the slot just examined, so the
+// slot is examined again, and the bound is computed once nothing more
+// expires.
 func (s *shard) sweepChunk(t *Table, ci int, now int64) {
-	c := s.chunks[ci]
-	base := uint32(ci) << chunkBits
-	low := int64(math.MaxInt64)
-	for i := range c {
-		e := &c[i]
-		if e.flags&eInUse == 0 {
-			continue
-		}
-		if now >= e.deadline {
-			s.remove(t, base+uint32(i), reasonExpired)
+	lo := ci << chunkBits
+	hi := min(lo+chunkSize, len(s.entries))
+	for i := lo; i < hi; i++ {
+		if e := &s.entries[i]; e.flags&eInUse != 0 && now >= e.deadline {
+			s.remove(t, uint32(i), reasonExpired)
 			s.ctr[cExpired]++
-			continue
+			i--
 		}
-		low = min(low, e.deadline)
+	}
+	low := int64(math.MaxInt64)
+	for i := lo; i < hi; i++ {
+		if e := &s.entries[i]; e.flags&eInUse != 0 {
+			low = min(low, e.deadline)
+		}
 	}
 	s.minDeadline[ci] = low
 }

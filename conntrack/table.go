@@ -34,23 +34,23 @@ const (
 
 // Table is the flow table. It is safe for concurrent use.
 //
-// Layout. Each of 64 shards holds an arena of pointer-free entries in
-// fixed-size chunks and an open-addressing hash index over it: one uint64
-// per flow, the low 32 bits of the flow's hash beside its slot number. The
-// hash is seeded and symmetric (a flow's two keys hash alike), so one index
-// word serves both directions, the shard is picked from the same hash, one
-// mutex covers a flow as one bucket lock does in Linux, and a packet's key
-// is hashed once. The garbage collector sees a few thousand chunk pointers
-// and no per-flow pointer at all.
+// Layout. Each of 64 shards is an open-addressing hash table that holds
+// pointer-free entries in its slots, with a control byte per slot beside
+// them (slots.go). The hash is seeded and symmetric (a flow's two keys
+// hash alike), so one slot serves both directions, the shard is picked
+// from the same hash, one mutex covers a flow as one bucket lock does in
+// Linux, and a packet's key is hashed once. The garbage collector sees
+// three slices per shard and no per-flow pointer at all.
 //
-// Why not map[Key]uint32: it stored each 40-byte key twice more (once per
-// direction) and hashed the key again inside the map: 302 heap bytes per
-// flow and ~565 ns for a cache-cold lookup at 1M flows. The index costs
-// 8-16 bytes per flow and one cache miss before the entry's.
+// Why not map[Key]uint32 into an arena: it stored each 40-byte key twice
+// more (once per direction) and hashed the key again inside the map: 302
+// heap bytes per flow and ~565 ns for a cache-cold lookup at 1M flows. An
+// index of our own into an arena still cost two cache misses (index word,
+// then entry): ~370-415 ns.
 //
-// Why an arena rather than entries by value in a map: every tracked packet
-// mutates its entry; with values in a map that is a lookup plus a store of
-// the whole entry. BenchmarkStorageChoice measures the two.
+// Why entries in place rather than by value in a Go map: every tracked
+// packet mutates its entry; with values in a map that is a lookup plus a
+// store of the whole entry. BenchmarkStorageChoice measures the two.
 type Table struct {
 	shards [numShards]shard
 	srcs   [numShards]srcShard
@@ -96,55 +96,52 @@ const (
 )
 
 // entry is one flow. It holds no pointers (see Table). Fields are ordered
-// to leave no padding (168 bytes) and so that what every packet touches
-// (key, deadline, counters) comes first, in two cache lines; TCP state
-// follows.
+// so that what every packet touches (key, deadline, counters) comes first;
+// TCP state follows (160 bytes, no padding).
 type entry struct {
-	key        Key // original direction; the reply key is derived (replyKey)
-	tcp        TCPState
-	flags      uint8
-	verdict    Verdict
-	deadline   int64 // ns since Table.epoch; expired when now >= deadline
-	created    int64 // ns since Table.epoch
-	packets    [2]uint64
-	bytes      [2]uint64
-	hash       uint32 // low 32 bits of the flow hash: the index tag
-	prev, next uint32 // unassured list links (or free list); 0 is the sentinel slot
-	conn       tcpConn
+	key      Key // original direction; the reply key is derived (replyKey)
+	tcp      TCPState
+	flags    uint8
+	verdict  Verdict
+	deadline int64 // ns since Table.epoch; expired when now >= deadline
+	created  int64 // ns since Table.epoch
+	packets  [2]uint64
+	bytes    [2]uint64
+	node     uint32 // the flow's list node while it is unassured (lists.go); 0 = none
+	conn     tcpConn
 }
 
+// A chunk is chunkSize consecutive slots: the sweeper's unit of work (one
+// lock hold) and the span one minDeadline bound covers.
 const (
 	chunkBits = 8
 	chunkSize = 1 << chunkBits
 )
 
-// Unassured entries sit on one of two lists, oldest first; early drop
-// evicts from the heads, unreplied flows first.
-const (
-	listUnreplied = 0
-	listReplied   = 1 // replied, not yet assured
-)
-
 type shard struct {
 	// mu guards every field below except oldest, and every entry.
-	mu     sync.Mutex
-	index  []uint64 // hash32<<32 | slot; 0 is empty
-	nIndex int
-	// chunks are the arena, chunkSize entries each: growing it never
-	// copies entries. Slices rather than pointers to arrays, so finding
-	// an entry reads the slice header (hot) and never the chunk's first
-	// line, which the nil check of a pointer does: a second cache and TLB
-	// miss per cold lookup (11% of BenchmarkLookupCold1M's samples).
-	chunks [][]entry
-	// minDeadline[i] is at or below every live entry's deadline in
-	// chunks[i]: lowered whenever a deadline is set lower, made exact by
-	// the sweeper, which skips a chunk whose bound lies ahead. Dense
-	// beside chunks, not in them, so the packet path's check stays on one
-	// hot cache line instead of a page of its own per chunk.
+	mu sync.Mutex
+	// entries and ctrl are the shard's hash table (slots.go): slots
+	// 1..nslots; slot 0 is never used, so 0 can mean "no slot".
+	entries []entry
+	ctrl    []uint8
+	// hash32[slot] is the low 32 bits of the slot's flow hash, which
+	// give its home: deletion and growth read it here, in a dense array
+	// that stays cached, rather than from the entries.
+	hash32 []uint32
+	nslots uint32
+	// minDeadline[i] is at or below every live entry's deadline in chunk
+	// i (slots i*chunkSize ...): lowered whenever a deadline is set lower,
+	// made exact by the sweeper, which skips a chunk whose bound lies
+	// ahead. Dense beside the entries so the packet path's check stays on
+	// one hot cache line.
 	minDeadline []int64
-	nslots      uint32 // slots handed out so far; slot 0 is a sentinel
-	free        uint32 // head of the free slots, linked through entry.next
+	rebuilds    uint64 // growths, for tests and benchmarks
 
+	// nodes hold the unassured lists (lists.go); head and tail are node
+	// numbers, 0 the sentinel.
+	nodes      []listNode
+	freeNode   uint32
 	head, tail [2]uint32
 	// oldest[l] is the creation time of list l's head, or MaxInt64 when
 	// empty. Written under mu, read without it by evictOldest to pick a
@@ -219,7 +216,6 @@ func New(cfg Config, opts Options) *Table {
 	t.icmpTimeout = ns(to.ICMP)
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.nslots = 1
 		s.oldest[0].Store(math.MaxInt64)
 		s.oldest[1].Store(math.MaxInt64)
 		t.srcs[i].n = make(map[srcKey]srcCount)
@@ -313,45 +309,6 @@ func isReplyOf(k, o *Key) bool {
 	return k.SrcPort == o.DstPort && k.DstPort == o.SrcPort
 }
 
-func (s *shard) at(slot uint32) *entry {
-	return &s.chunks[slot>>chunkBits][slot&(chunkSize-1)]
-}
-
-// setDeadline sets e's deadline, keeping its chunk's lower bound.
-func (s *shard) setDeadline(slot uint32, e *entry, d int64) {
-	e.deadline = d
-	if m := &s.minDeadline[slot>>chunkBits]; d < *m {
-		*m = d
-	}
-}
-
-// find locates k with flow hash h under s.mu: the slot of its flow and the
-// direction k travels in it.
-func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
-	if s.nIndex == 0 {
-		return 0, 0, false
-	}
-	h32 := uint32(h)
-	mask := uint32(len(s.index) - 1)
-	for i := h32 & mask; ; i = (i + 1) & mask {
-		v := s.index[i]
-		if v == 0 {
-			return 0, 0, false
-		}
-		if uint32(v>>32) != h32 {
-			continue
-		}
-		slot := uint32(v)
-		e := s.at(slot)
-		if keyEq(&e.key, k) {
-			return slot, DirOriginal, true
-		}
-		if isReplyOf(k, &e.key) {
-			return slot, DirReply, true
-		}
-	}
-}
-
 // lookup is find that removes and misses an expired entry.
 func (s *shard) lookup(t *Table, k *Key, h uint64, now int64) (uint32, Dir, bool) {
 	slot, dir, ok := s.find(k, h)
@@ -364,90 +321,6 @@ func (s *shard) lookup(t *Table, k *Key, h uint64, now int64) (uint32, Dir, bool
 		return 0, 0, false
 	}
 	return slot, dir, true
-}
-
-func (s *shard) indexAdd(h32, slot uint32) {
-	if (s.nIndex+1)*4 > len(s.index)*3 {
-		s.growIndex()
-	}
-	mask := uint32(len(s.index) - 1)
-	i := h32 & mask
-	for s.index[i] != 0 {
-		i = (i + 1) & mask
-	}
-	s.index[i] = uint64(h32)<<32 | uint64(slot)
-	s.nIndex++
-}
-
-func (s *shard) growIndex() {
-	old := s.index
-	s.index = make([]uint64, max(16, 2*len(old)))
-	mask := uint32(len(s.index) - 1)
-	for _, v := range old {
-		if v == 0 {
-			continue
-		}
-		i := uint32(v>>32) & mask
-		for s.index[i] != 0 {
-			i = (i + 1) & mask
-		}
-		s.index[i] = v
-	}
-}
-
-// indexDel removes slot's word, shifting later members of its run back
-// so lookups never need tombstones (linear probing deletion).
-func (s *shard) indexDel(h32, slot uint32) {
-	mask := uint32(len(s.index) - 1)
-	want := uint64(h32)<<32 | uint64(slot)
-	i := h32 & mask
-	for s.index[i] != want {
-		i = (i + 1) & mask
-	}
-	for j := i; ; {
-		j = (j + 1) & mask
-		v := s.index[j]
-		if v == 0 {
-			break
-		}
-		home := uint32(v>>32) & mask
-		// v stays unless its home lies cyclically outside (i, j].
-		if (i <= j && i < home && home <= j) || (i > j && (i < home || home <= j)) {
-			continue
-		}
-		s.index[i] = v
-		i = j
-	}
-	s.index[i] = 0
-	s.nIndex--
-}
-
-func (s *shard) allocSlot() uint32 {
-	if slot := s.free; slot != 0 {
-		s.free = s.at(slot).next
-		return slot
-	}
-	slot := s.nslots
-	if int(slot>>chunkBits) == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]entry, chunkSize))
-		s.minDeadline = append(s.minDeadline, math.MaxInt64)
-	}
-	s.nslots++
-	return slot
-}
-
-// insert stores e and indexes it. Called with s.mu held.
-func (s *shard) insert(e *entry) uint32 {
-	slot := s.allocSlot()
-	p := s.at(slot)
-	*p = *e
-	s.setDeadline(slot, p, p.deadline)
-	s.indexAdd(p.hash, slot)
-	if l := listOf(p); l >= 0 {
-		s.pushBack(l, slot)
-	}
-	s.live++
-	return slot
 }
 
 // remove frees slot and releases its table, half-open and source
@@ -466,7 +339,6 @@ func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
 	if t.ev.active() {
 		t.ev.emit(t, EventDestroy, e, why, 0)
 	}
-	s.indexDel(e.hash, slot)
 	unreplied := e.flags&eSeenReply == 0
 	if l := listOf(e); l >= 0 {
 		s.unlink(l, slot)
@@ -475,53 +347,9 @@ func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
 		t.halfOpen.Add(-1)
 	}
 	src := sourceOf(&e.key)
-	*e = entry{next: s.free}
-	s.free = slot
+	s.vacate(slot)
 	s.live--
 	t.releaseSource(&src, unreplied)
-}
-
-// listOf is the unassured list e belongs on, or -1.
-func listOf(e *entry) int {
-	switch {
-	case e.flags&eAssured != 0:
-		return -1
-	case e.flags&eSeenReply != 0:
-		return listReplied
-	}
-	return listUnreplied
-}
-
-func (s *shard) pushBack(l int, slot uint32) {
-	e := s.at(slot)
-	e.prev, e.next = s.tail[l], 0
-	if s.tail[l] != 0 {
-		s.at(s.tail[l]).next = slot
-	} else {
-		s.head[l] = slot
-		s.oldest[l].Store(e.created)
-	}
-	s.tail[l] = slot
-}
-
-func (s *shard) unlink(l int, slot uint32) {
-	e := s.at(slot)
-	if e.prev != 0 {
-		s.at(e.prev).next = e.next
-	} else {
-		s.head[l] = e.next
-		if s.head[l] != 0 {
-			s.oldest[l].Store(s.at(s.head[l]).created)
-		} else {
-			s.oldest[l].Store(math.MaxInt64)
-		}
-	}
-	if e.next != 0 {
-		s.at(e.next).prev = e.prev
-	} else {
-		s.tail[l] = e.prev
-	}
-	e.prev, e.next = 0, 0
 }
 
 // seeReply marks the first packet of the reply direction: the flow stops
@@ -614,7 +442,7 @@ func (t *Table) evictOldest(l int, keepHalf bool) bool {
 		s := &t.shards[best]
 		s.mu.Lock()
 		if s.head[l] != 0 {
-			s.evict(t, s.head[l], keepHalf, reasonEvicted)
+			s.evict(t, s.nodes[s.head[l]].slot, keepHalf, reasonEvicted)
 			s.ctr[cEarlyDrop]++
 			s.mu.Unlock()
 			return true

@@ -1,0 +1,89 @@
+package conntrack
+
+import "math"
+
+// Unassured flows sit on one of two lists per shard, oldest first; early
+// drop evicts from the heads, unreplied flows first. The links live in
+// dense nodes beside the table rather than in the entries, because
+// entries move (deletion shifts them back, growth re-places them): a move
+// then updates one node's slot instead of two neighbours' links, and an
+// assured flow, the common kind in a busy table, costs no node at all.
+const (
+	listUnreplied = 0
+	listReplied   = 1 // replied, not yet assured
+)
+
+// listNode is one unassured flow's place on its list: node numbers of its
+// neighbours (0 at either end) and the slot the flow occupies.
+type listNode struct{ prev, next, slot uint32 }
+
+// listOf is the unassured list e belongs on, or -1.
+func listOf(e *entry) int {
+	switch {
+	case e.flags&eAssured != 0:
+		return -1
+	case e.flags&eSeenReply != 0:
+		return listReplied
+	}
+	return listUnreplied
+}
+
+// newNode takes a free node for slot. The array grows by a quarter at a
+// time (doubling would leave up to half of it unused at a million flows).
+func (s *shard) newNode(slot uint32) uint32 {
+	if n := s.freeNode; n != 0 {
+		s.freeNode = s.nodes[n].next
+		s.nodes[n] = listNode{slot: slot}
+		return n
+	}
+	if len(s.nodes) == cap(s.nodes) {
+		grown := make([]listNode, len(s.nodes), max(16, cap(s.nodes)+cap(s.nodes)/4))
+		copy(grown, s.nodes)
+		s.nodes = grown
+	}
+	if len(s.nodes) == 0 {
+		s.nodes = append(s.nodes, listNode{}) // node 0: the sentinel
+	}
+	s.nodes = append(s.nodes, listNode{slot: slot})
+	return uint32(len(s.nodes) - 1)
+}
+
+// pushBack appends the flow at slot to list l.
+func (s *shard) pushBack(l int, slot uint32) {
+	e := s.at(slot)
+	n := s.newNode(slot)
+	e.node = n
+	s.nodes[n].prev = s.tail[l]
+	if s.tail[l] != 0 {
+		s.nodes[s.tail[l]].next = n
+	} else {
+		s.head[l] = n
+		s.oldest[l].Store(e.created)
+	}
+	s.tail[l] = n
+}
+
+// unlink takes the flow at slot off list l and frees its node.
+func (s *shard) unlink(l int, slot uint32) {
+	e := s.at(slot)
+	n := e.node
+	nd := s.nodes[n]
+	if nd.prev != 0 {
+		s.nodes[nd.prev].next = nd.next
+	} else {
+		s.head[l] = nd.next
+		if nd.next != 0 {
+			s.oldest[l].Store(s.at(s.nodes[nd.next].slot).created)
+		} else {
+			s.oldest[l].Store(math.MaxInt64)
+		}
+	}
+	if nd.next != 0 {
+		s.nodes[nd.next].prev = nd.prev
+	} else {
+		s.tail[l] = nd.prev
+	}
+	s.nodes[n] = listNode{next: s.freeNode}
+	s.freeNode = n
+	e.node = 0
+}

@@ -1,0 +1,124 @@
+package conntrack
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// slotKey is a distinct key per i for the shard-level tests.
+func slotKey(i int) Key { return benchKey(uint32(i)) }
+
+// checkSlots verifies the open-addressing invariants of s for flows whose
+// hashes the test chose: each full slot is reachable from its home
+// without crossing an empty slot, find returns it, the control bytes'
+// copy past the end matches, and live counts the full slots.
+func checkSlots(t *testing.T, s *shard, hashes map[Key]uint64) {
+	t.Helper()
+	full := 0
+	for slot := uint32(1); slot <= s.nslots; slot++ {
+		if s.ctrl[slot] == ctrlEmpty {
+			continue
+		}
+		full++
+		e := s.at(slot)
+		h, ok := hashes[e.key]
+		if !ok {
+			t.Fatalf("slot %d holds unknown key", slot)
+		}
+		if s.ctrl[slot] != ctrlTag(h) || s.hash32[slot] != uint32(h) {
+			t.Fatalf("slot %d: control byte or hash does not match its flow", slot)
+		}
+		for p := home(uint32(h), s.nslots); p != slot; p = s.nextSlot(p) {
+			if s.ctrl[p] == ctrlEmpty {
+				t.Fatalf("slot %d: empty slot %d between it and its home", slot, p)
+			}
+		}
+		if got, _, ok := s.find(&e.key, h); !ok || got != slot {
+			t.Fatalf("slot %d: find returns %d %v", slot, got, ok)
+		}
+	}
+	if full != s.live || full != len(hashes) {
+		t.Fatalf("%d full slots, live %d, %d flows", full, s.live, len(hashes))
+	}
+	for k := uint32(1); k <= group; k++ {
+		if s.ctrl[s.nslots+k] != s.ctrl[k] {
+			t.Fatalf("control byte copy %d differs", k)
+		}
+	}
+}
+
+// TestSlotsRandomAgainstOracle inserts and deletes flows at random in one
+// shard, with hashes drawn from a small range so runs are long, collide,
+// and wrap past the last slot, checking the structure after every step.
+func TestSlotsRandomAgainstOracle(t *testing.T) {
+	for _, spread := range []uint64{1 << 32, 1 << 29, 1 << 26} {
+		rng := rand.New(rand.NewPCG(1, spread))
+		s := &shard{}
+		hashes := map[Key]uint64{}
+		var keys []Key
+		for step := range 4000 {
+			if len(keys) > 0 && rng.IntN(100) < 45 {
+				i := rng.IntN(len(keys))
+				k := keys[i]
+				slot, _, ok := s.find(&k, hashes[k])
+				if !ok {
+					t.Fatalf("step %d: flow missing", step)
+				}
+				s.vacate(slot)
+				s.live--
+				delete(hashes, k)
+				keys[i] = keys[len(keys)-1]
+				keys = keys[:len(keys)-1]
+			} else {
+				k := slotKey(step)
+				// The low 32 bits pick the home; values near the top of
+				// the range land at the last slots and wrap.
+				h := rng.Uint64()&^(1<<32-1) | (1<<32-1-rng.Uint64N(spread))&(1<<32-1)
+				e := entry{key: k, flags: eInUse | eAssured, deadline: 1} // assured: no list node
+				s.insert(&e, h)
+				hashes[k] = h
+				keys = append(keys, k)
+			}
+			checkSlots(t, s, hashes)
+		}
+		for _, k := range keys {
+			if _, _, ok := s.find(&k, hashes[k]); !ok {
+				t.Fatal("flow lost")
+			}
+		}
+		if s.rebuilds == 0 {
+			t.Fatal("the table never grew")
+		}
+	}
+}
+
+// TestSlotsMoveKeepsLists deletes flows from the middle of long runs and
+// checks that the flows shifted back keep their list nodes: the nodes
+// follow the flows, and the list order stays the creation order.
+func TestSlotsMoveKeepsLists(t *testing.T) {
+	tab, clk := newTestTable(t, func(c *Config) {
+		c.MaxHalfOpenPerSource = 1 << 20
+		c.MaxFlowsPerSource = 1 << 20
+		c.MaxHalfOpen = 1
+	})
+	var keys []Key
+	for i := range 3000 {
+		clk.Advance(1)
+		k := benchKey(uint32(i))
+		mustCommit(t, tab, &Packet{Key: k, Len: 60})
+		keys = append(keys, k)
+	}
+	for i, k := range keys {
+		if i%3 == 0 && !tab.Delete(k) {
+			t.Fatalf("delete %d", i)
+		}
+	}
+	checkInvariants(t, tab)
+	for i, k := range keys {
+		r := tab.Track(&Packet{Key: k, Len: 60})
+		if r.Found != (i%3 != 0) {
+			t.Fatalf("flow %d: found %v", i, r.Found)
+		}
+	}
+	checkInvariants(t, tab)
+}
