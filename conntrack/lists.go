@@ -14,8 +14,13 @@ const (
 )
 
 // listNode is one unassured flow's place on its list: node numbers of its
-// neighbours (0 at either end) and the slot the flow occupies.
-type listNode struct{ prev, next, slot uint32 }
+// neighbours (0 at either end), the slot the flow occupies, and a copy of
+// its creation time, so that taking the head off (every eviction) finds
+// the next head's age here instead of in a cold entry.
+type listNode struct {
+	created          int64
+	prev, next, slot uint32
+}
 
 // listOf is the unassured list e belongs on, or -1.
 func listOf(e *entry) int {
@@ -30,10 +35,10 @@ func listOf(e *entry) int {
 
 // newNode takes a free node for slot. The array grows by a quarter at a
 // time (doubling would leave up to half of it unused at a million flows).
-func (s *shard) newNode(slot uint32) uint32 {
+func (s *shard) newNode(slot uint32, created int64) uint32 {
 	if n := s.freeNode; n != 0 {
 		s.freeNode = s.nodes[n].next
-		s.nodes[n] = listNode{slot: slot}
+		s.nodes[n] = listNode{slot: slot, created: created}
 		return n
 	}
 	if len(s.nodes) == cap(s.nodes) {
@@ -44,21 +49,22 @@ func (s *shard) newNode(slot uint32) uint32 {
 	if len(s.nodes) == 0 {
 		s.nodes = append(s.nodes, listNode{}) // node 0: the sentinel
 	}
-	s.nodes = append(s.nodes, listNode{slot: slot})
+	s.nodes = append(s.nodes, listNode{slot: slot, created: created})
 	return uint32(len(s.nodes) - 1)
 }
 
-// pushBack appends the flow at slot to list l.
-func (s *shard) pushBack(l int, slot uint32) {
-	e := s.at(slot)
-	n := s.newNode(slot)
-	e.node = n
+// pushBack appends the flow at slot, created at created, to list l. The
+// caller passes created from wherever it is hot: insert has just stored the
+// entry to a cold line and reading it back would wait for the line.
+func (s *shard) pushBack(l int, slot uint32, created int64) {
+	n := s.newNode(slot, created)
+	s.at(slot).node = n
 	s.nodes[n].prev = s.tail[l]
 	if s.tail[l] != 0 {
 		s.nodes[s.tail[l]].next = n
 	} else {
 		s.head[l] = n
-		s.oldest[l].Store(e.created)
+		s.oldest[l].Store(s.nodes[n].created)
 	}
 	s.tail[l] = n
 }
@@ -73,7 +79,7 @@ func (s *shard) unlink(l int, slot uint32) {
 	} else {
 		s.head[l] = nd.next
 		if nd.next != 0 {
-			s.oldest[l].Store(s.at(s.nodes[nd.next].slot).created)
+			s.oldest[l].Store(s.nodes[nd.next].created)
 		} else {
 			s.oldest[l].Store(math.MaxInt64)
 		}

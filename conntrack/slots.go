@@ -180,7 +180,7 @@ func (s *shard) insert(e *entry, h uint64) uint32 {
 	// narrow load), ~90 ns per new flow.
 	s.setDeadline(slot, p, e.deadline)
 	if l := listOf(e); l >= 0 {
-		s.pushBack(l, slot)
+		s.pushBack(l, slot, e.created)
 	}
 	s.live++
 	return slot

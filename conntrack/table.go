@@ -361,7 +361,7 @@ func (s *shard) seeReply(t *Table, slot uint32, e *entry) {
 	}
 	e.flags |= eSeenReply
 	if wasListed {
-		s.pushBack(listReplied, slot)
+		s.pushBack(listReplied, slot, e.created)
 	}
 	t.halfOpen.Add(-1)
 	src := sourceOf(&e.key)
