@@ -3,6 +3,7 @@ package conntrack
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // slotKey is a distinct key per i for the shard-level tests.
@@ -121,4 +122,35 @@ func TestSlotsMoveKeepsLists(t *testing.T) {
 		}
 	}
 	checkInvariants(t, tab)
+}
+
+// TestShrinkAfterFlood fills the table, lets the flows expire and checks
+// that the sweeper gives the memory back and the survivors stay tracked.
+func TestShrinkAfterFlood(t *testing.T) {
+	tab, clk := newTestTable(t, func(c *Config) {
+		c.MaxHalfOpenPerSource = 1 << 20
+		c.MaxFlowsPerSource = 1 << 20
+		c.MaxHalfOpen = 1
+	})
+	slots := func() (n int) {
+		for i := range tab.shards {
+			n += int(tab.shards[i].nslots)
+		}
+		return n
+	}
+	keep := tcpKey("198.18.0.9", "198.18.1.1", 1, 80)
+	runTCP(t, tab, keep, handshake) // established: 5 days
+	for i := range 20000 {
+		mustCommit(t, tab, &Packet{Key: benchKey(uint32(i)), Len: 60})
+	}
+	full := slots()
+	clk.Advance(31 * time.Second) // the UDP flows expire
+	tab.sweepAll()
+	checkInvariants(t, tab)
+	if got := slots(); got*4 > full || tab.Len() != 1 {
+		t.Fatalf("after expiry: %d slots (from %d), %d flows", got, full, tab.Len())
+	}
+	if r := tab.Track(&Packet{Key: keep, TCPFlags: fACK}); !r.Found {
+		t.Fatal("the established flow was lost in the shrink")
+	}
 }
