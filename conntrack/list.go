@@ -13,6 +13,20 @@ type FlowInfo struct {
 	Assured     bool
 	SeenReply   bool
 	Verdict     Verdict
+	// Window is what the window tracker holds for each direction's
+	// sender (indexed by Dir); TCP flows only.
+	Window [2]TCPWindow
+}
+
+// TCPWindow is the window tracker's view of one sender (van Rooij's
+// td_end, td_maxend, td_maxwin and the window scale): its data must end at
+// or before MaxEnd and the receiver's acknowledgements at or before End.
+type TCPWindow struct {
+	End    uint32 // highest sequence number sent, plus one
+	MaxEnd uint32 // highest sequence number the peer's window allows, plus one
+	MaxWin uint32 // largest window the sender advertised, scaled
+	WScale  uint8 // shift applied to the sender's advertised windows; 0 when scaling is not in use
+	Liberal bool  // windows are not checked for this sender (e.g. a picked-up flow)
 }
 
 // Range calls fn for each live flow until fn returns false. Each shard is
@@ -43,6 +57,10 @@ func (t *Table) Range(fn func(FlowInfo) bool) {
 			}
 			if e.key.Proto == protoTCP {
 				fi.TCPState = e.tcp.String()
+				for d, sd := range &e.conn.side {
+					fi.Window[d] = TCPWindow{End: sd.end, MaxEnd: sd.maxend, MaxWin: sd.maxwin,
+						WScale: sd.scale, Liberal: sd.flags&sideLiberal != 0}
+				}
 			}
 			buf = append(buf, fi)
 		}

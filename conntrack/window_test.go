@@ -524,3 +524,62 @@ func TestQuoteWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestRangeReportsWindows checks the window state the listing shows: End
+// is each sender's next sequence number, MaxEnd lies at or beyond it, a
+// window scale is in use only when both SYNs offered one, and a picked-up
+// flow is liberal.
+func TestRangeReportsWindows(t *testing.T) {
+	tab, _ := newTestTable(t, func(c *Config) { c.Loose = true })
+	c := newConv(tab, tcpKey("198.18.0.1", "198.18.1.1", 40000, 443))
+	c.side[0].wscale = 7
+	if err := tab.Commit(c.pkt(DirOriginal, fSYN, 0), Verdict{}); err != nil {
+		t.Fatal(err)
+	}
+	c.send(DirReply, fSYNACK, 0)
+	c.send(DirOriginal, fACK, 0)
+	c.send(DirOriginal, fPSHACK, 1000)
+	c.send(DirReply, fPSHACK, 300)
+	scaled := newConv(tab, tcpKey("198.18.0.3", "198.18.1.1", 40002, 443))
+	scaled.side[0].wscale, scaled.side[1].wscale = 7, 9
+	if err := tab.Commit(scaled.pkt(DirOriginal, fSYN, 0), Verdict{}); err != nil {
+		t.Fatal(err)
+	}
+	scaled.send(DirReply, fSYNACK, 0)
+	pickup := tcpKey("198.18.0.2", "198.18.1.1", 40001, 443)
+	if err := tab.Commit(&Packet{Key: pickup, TCPFlags: fACK, Seq: 5000, Ack: 9000, Window: 512}, Verdict{}); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	tab.Range(func(fi FlowInfo) bool {
+		seen++
+		w := fi.Window
+		switch fi.Orig {
+		case c.k:
+			for d := range w {
+				if w[d].End != c.side[d].nxt || before(w[d].MaxEnd, w[d].End) || w[d].MaxWin == 0 || w[d].Liberal {
+					t.Errorf("dir %d: %+v, sender's next seq %d", d, w[d], c.side[d].nxt)
+				}
+			}
+			// The server's SYN/ACK had no window scale, so neither side
+			// scales (RFC 7323: both or neither).
+			if w[0].WScale != 0 || w[1].WScale != 0 {
+				t.Errorf("window scales %d/%d, want 0/0 (only one SYN offered it)", w[0].WScale, w[1].WScale)
+			}
+		case scaled.k:
+			if w[0].WScale != 7 || w[1].WScale != 9 {
+				t.Errorf("window scales %d/%d, want 7/9", w[0].WScale, w[1].WScale)
+			}
+		case pickup:
+			if !w[DirOriginal].Liberal || w[DirOriginal].End != 5000 {
+				t.Errorf("picked-up flow: %+v", w[DirOriginal])
+			}
+		default:
+			t.Errorf("unexpected flow %v", fi.Orig)
+		}
+		return true
+	})
+	if seen != 3 {
+		t.Fatalf("listed %d flows", seen)
+	}
+}

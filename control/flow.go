@@ -42,6 +42,18 @@ type Tuple struct {
 	DstPort uint16     `json:"dport"`
 	Packets uint64     `json:"packets"`
 	Bytes   uint64     `json:"bytes"`
+	// Window is the TCP window tracker's view of this direction's sender;
+	// absent for other protocols.
+	Window *Window `json:"window,omitempty"`
+}
+
+// Window is conntrack.TCPWindow under stable JSON names.
+type Window struct {
+	End     uint32 `json:"end"`
+	MaxEnd  uint32 `json:"max_end"`
+	MaxWin  uint32 `json:"max_win"`
+	WScale  uint8  `json:"wscale"` // 0: window scaling not in use
+	Liberal bool   `json:"liberal,omitempty"`
 }
 
 // FlowFrom converts a table entry, naming its rule through p (names are
@@ -70,11 +82,16 @@ func FlowFrom(fi conntrack.FlowInfo, p *policy.Policy) Flow {
 }
 
 func tupleFrom(k conntrack.Key, d conntrack.Dir, fi *conntrack.FlowInfo) Tuple {
-	return Tuple{
+	t := Tuple{
 		Src: keyAddr(k.Src, k.Family), Dst: keyAddr(k.Dst, k.Family),
 		SrcPort: k.SrcPort, DstPort: k.DstPort,
 		Packets: fi.Packets[d], Bytes: fi.Bytes[d],
 	}
+	if fi.Proto == 6 {
+		w := fi.Window[d]
+		t.Window = &Window{End: w.End, MaxEnd: w.MaxEnd, MaxWin: w.MaxWin, WScale: w.WScale, Liberal: w.Liberal}
+	}
+	return t
 }
 
 func keyAddr(b [16]byte, family uint8) netip.Addr {
@@ -168,17 +185,25 @@ func parseEndpoint(s string, icmp bool) (netip.AddrPort, error) {
 // deciding rule at the end:
 //
 //	tcp      6 431999 ESTABLISHED src=… dst=… sport=… dport=… packets=… bytes=… src=… … [ASSURED] rule=NAME
-func (f *Flow) AppendText(b []byte) []byte {
+func (f *Flow) AppendText(b []byte) []byte { return f.appendText(b, false) }
+
+// AppendTextVerbose is AppendText with each TCP direction's window state
+// after its counters, in the spirit of pfctl -ss -v:
+//
+//	… packets=… bytes=… win=[END:MAXEND] maxwin=N wscale=S …
+func (f *Flow) AppendTextVerbose(b []byte) []byte { return f.appendText(b, true) }
+
+func (f *Flow) appendText(b []byte, verbose bool) []byte {
 	b = fmt.Appendf(b, "%-8s %d %d ", f.Proto, f.ProtoNum, f.TimeoutMS/1000)
 	if f.State != "" {
 		b = append(b, f.State...)
 		b = append(b, ' ')
 	}
-	b = f.Orig.appendText(b, isICMP(f.ProtoNum))
+	b = f.Orig.appendText(b, isICMP(f.ProtoNum), verbose)
 	if !f.SeenReply {
 		b = append(b, "[UNREPLIED] "...)
 	}
-	b = f.Reply.appendText(b, isICMP(f.ProtoNum))
+	b = f.Reply.appendText(b, isICMP(f.ProtoNum), verbose)
 	if f.Assured {
 		b = append(b, "[ASSURED] "...)
 	}
@@ -193,14 +218,21 @@ func (f *Flow) AppendText(b []byte) []byte {
 	return append(b, f.Rule...)
 }
 
-func (t *Tuple) appendText(b []byte, icmp bool) []byte {
+func (t *Tuple) appendText(b []byte, icmp, verbose bool) []byte {
 	b = fmt.Appendf(b, "src=%s dst=%s ", t.Src, t.Dst)
 	if icmp {
 		b = fmt.Appendf(b, "id=%d ", t.SrcPort|t.DstPort)
 	} else {
 		b = fmt.Appendf(b, "sport=%d dport=%d ", t.SrcPort, t.DstPort)
 	}
-	return fmt.Appendf(b, "packets=%d bytes=%d ", t.Packets, t.Bytes)
+	b = fmt.Appendf(b, "packets=%d bytes=%d ", t.Packets, t.Bytes)
+	if w := t.Window; verbose && w != nil {
+		b = fmt.Appendf(b, "win=[%d:%d] maxwin=%d wscale=%d ", w.End, w.MaxEnd, w.MaxWin, w.WScale)
+		if w.Liberal {
+			b = append(b, "liberal "...)
+		}
+	}
+	return b
 }
 
 // Stats are the table's counters (conntrack.Stats) with the number of live

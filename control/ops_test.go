@@ -304,6 +304,20 @@ func TestFlowText(t *testing.T) {
 			t.Errorf("JSON %s lacks %s", js, k)
 		}
 	}
+	// -v adds each TCP direction's window state; the plain line has none.
+	f.Orig.Window = &Window{End: 1001235, MaxEnd: 1066395, MaxWin: 65160, WScale: 7}
+	f.Reply.Window = &Window{End: 5679, MaxEnd: 70000, MaxWin: 64240, Liberal: true}
+	want = "tcp      6 431999 ESTABLISHED src=198.18.1.2 dst=198.18.2.2 sport=41234 dport=80 packets=12 bytes=1234 win=[1001235:1066395] maxwin=65160 wscale=7 src=198.18.2.2 dst=198.18.1.2 sport=80 dport=41234 packets=10 bytes=5678 win=[5679:70000] maxwin=64240 wscale=0 liberal [ASSURED] rule=allow-web"
+	if got := string(f.AppendTextVerbose(nil)); got != want {
+		t.Errorf("verbose:\ngot  %s\nwant %s", got, want)
+	}
+	if got := string(f.AppendText(nil)); strings.Contains(got, "win=") {
+		t.Errorf("plain line shows windows: %s", got)
+	}
+	js, _ = json.Marshal(f)
+	if k := `"window":{"end":1001235,"max_end":1066395,"max_win":65160,"wscale":7}`; !strings.Contains(string(js), k) {
+		t.Errorf("JSON %s lacks %s", js, k)
+	}
 }
 
 func TestDeleteArgsKey(t *testing.T) {

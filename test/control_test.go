@@ -147,6 +147,20 @@ func TestControl(t *testing.T) {
 		f.Reply.Src != dst.Addr() || f.Reply.Dst != src.Addr() || f.Reply.SrcPort != dst.Port() || f.Reply.DstPort != src.Port() ||
 		f.Orig.Bytes < sent || f.Reply.Bytes < sent || f.TimeoutMS <= 0 {
 		t.Errorf("--json flow: %+v", *f)
+	} else {
+		// The window tracker's view: Linux peers negotiate window scaling,
+		// each sender's data ends within what the other side allowed, and
+		// a connection seen from its SYN is checked, not liberal.
+		for _, w := range []*control.Window{f.Orig.Window, f.Reply.Window} {
+			if w == nil || w.WScale == 0 || w.Liberal || w.MaxWin == 0 || int32(w.MaxEnd-w.End) < 0 {
+				t.Errorf("--json window state: orig %+v reply %+v", f.Orig.Window, f.Reply.Window)
+				break
+			}
+		}
+	}
+	out, errOut, code = cli(t, l, "conntrack", "-s", sock, "-v")
+	if code != 0 || !strings.Contains(out, orig) || !regexp.MustCompile(`win=\[\d+:\d+\] maxwin=\d+ wscale=\d+ `).MatchString(out) {
+		t.Errorf("tungate conntrack -v: exit %d, no window state\n%s%s", code, out, errOut)
 	}
 
 	out, errOut, code = cli(t, l, "conntrack", "-s", sock, "--stats")

@@ -12,7 +12,8 @@ import (
 )
 
 const conntrackUsage = `usage:
-  tungate conntrack [-s SOCK] [--json]            list flows, one per line like conntrack -L
+  tungate conntrack [-s SOCK] [--json] [-v]       list flows, one per line like conntrack -L
+                                                  (-v: with each TCP direction's window state)
   tungate conntrack [-s SOCK] [--json] --stats    print the table's counters
   tungate conntrack [-s SOCK] flush               delete every flow
   tungate conntrack [-s SOCK] delete --proto tcp --src IP:PORT --dst IP:PORT
@@ -25,6 +26,7 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	var cf clientFlags
 	cf.register(fs)
 	stats := fs.Bool("stats", false, "print the table's counters instead of the flows")
+	verbose := fs.Bool("v", false, "list: add each TCP direction's window state (the JSON listing always has it)")
 	proto := fs.String("proto", "", "delete: tcp, udp, icmp or icmpv6")
 	src := fs.String("src", "", "delete: source IP:PORT (ICMP: IP:ECHO-ID)")
 	dst := fs.String("dst", "", "delete: destination IP:PORT (ICMP: IP)")
@@ -45,8 +47,8 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	if sub != "delete" && (*proto != "" || *src != "" || *dst != "") {
 		return usageErr("--proto, --src and --dst go with delete")
 	}
-	if sub != "list" && *stats {
-		return usageErr("--stats goes with the listing")
+	if sub != "list" && (*stats || *verbose) {
+		return usageErr("--stats and -v go with the listing")
 	}
 	c := cf.client()
 	switch sub {
@@ -62,7 +64,7 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 			_, err := fmt.Fprintln(out, st)
 			return err
 		}
-		return listFlows(ctx, c, cf.json, out, errOut)
+		return listFlows(ctx, c, cf.json, *verbose, out, errOut)
 	case "flush", "-F":
 		var res control.Flushed
 		if err := c.Call(ctx, control.OpConntrackFlush, nil, &res); err != nil {
@@ -89,7 +91,7 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 
 // listFlows streams the listing: one line (or array element) per flow as
 // it arrives, so a full table is never held in memory.
-func listFlows(ctx context.Context, c control.Client, asJSON bool, out, errOut io.Writer) error {
+func listFlows(ctx context.Context, c control.Client, asJSON, verbose bool, out, errOut io.Writer) error {
 	w := bufio.NewWriter(out)
 	n := 0
 	if asJSON {
@@ -112,7 +114,12 @@ func listFlows(ctx context.Context, c control.Client, asJSON bool, out, errOut i
 			w.WriteString("\n  ")
 			w.Write(b)
 		} else {
-			line = append(f.AppendText(line[:0]), '\n')
+			if verbose {
+				line = f.AppendTextVerbose(line[:0])
+			} else {
+				line = f.AppendText(line[:0])
+			}
+			line = append(line, '\n')
 			w.Write(line)
 		}
 		n++
