@@ -22,11 +22,11 @@ type FlowInfo struct {
 // td_end, td_maxend, td_maxwin and the window scale): its data must end at
 // or before MaxEnd and the receiver's acknowledgements at or before End.
 type TCPWindow struct {
-	End    uint32 // highest sequence number sent, plus one
-	MaxEnd uint32 // highest sequence number the peer's window allows, plus one
-	MaxWin uint32 // largest window the sender advertised, scaled
-	WScale  uint8 // shift applied to the sender's advertised windows; 0 when scaling is not in use
-	Liberal bool  // windows are not checked for this sender (e.g. a picked-up flow)
+	End     uint32 // highest sequence number sent, plus one
+	MaxEnd  uint32 // highest sequence number the peer's window allows, plus one
+	MaxWin  uint32 // largest window the sender advertised, scaled
+	WScale  uint8  // shift applied to the sender's advertised windows; 0 when scaling is not in use
+	Liberal bool   // windows are not checked for this sender (e.g. a picked-up flow)
 }
 
 // Range calls fn for each live flow until fn returns false. Each shard is
