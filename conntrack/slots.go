@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"unsafe"
 )
 
 // A shard stores its entries in the hash table itself: slot s of the
@@ -126,7 +127,14 @@ func (s *shard) find(k *Key, h uint64) (uint32, Dir, bool) {
 		return 0, 0, false
 	}
 	tagWord := uint64(ctrlTag(h)) * lsbs
-	for pos := home(uint32(h), s.nslots); ; pos = s.wrap(pos + group) {
+	start := home(uint32(h), s.nslots)
+	// Start loading the home slot's entry before reading its control
+	// bytes: most flows sit at their home (the rest mostly in the same
+	// page), so by the time the tag has picked the slot, its entry is on
+	// the way. A prefetch rather than a load, so a miss (a new flow) never
+	// waits for a line it will not read.
+	prefetch(unsafe.Pointer(&s.entries[start]))
+	for pos := start; ; pos = s.wrap(pos + group) {
 		w := s.ctrlWord(pos)
 		end := firstByte(zeroBytes(w)) // the run's end, if in this word
 		for m := zeroBytes(w ^ tagWord); m != 0; m &= m - 1 {
