@@ -10,7 +10,8 @@ package conntrack
 // flows gets ErrSourceLimit, one with max_half_open_per_source unreplied
 // flows ErrHalfOpenLimit. When unreplied flows fill their max_half_open
 // share of the table, the oldest unreplied flow is evicted. When the table
-// is full the oldest unreplied, else the oldest unassured flow is evicted;
+// is full the oldest unreplied flow is evicted, else the unassured flow
+// whose reply came longest ago;
 // if every flow is assured Commit returns ErrTableFull.
 func (t *Table) Commit(p *Packet, v Verdict) error {
 	if !t.canOpen(p) {
@@ -53,6 +54,10 @@ func (t *Table) Commit(p *Packet, v Verdict) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Read the clock again under the lock that inserts: the reservation
+	// may have taken a while, and a shard's flows must join its unreplied
+	// list in order of creation.
+	now = t.now()
 	if t.existsOrReopen(s, p, h, now) {
 		t.count.Add(-1)
 		t.halfOpen.Add(-1)

@@ -53,6 +53,9 @@ const (
 	// maxMaxFlows keeps slot and node numbers well inside 32 bits and
 	// the memory an operator can ask for within reason.
 	maxMaxFlows = 1 << 28
+	// maxTimeout keeps deadlines (ns since the table's start, int64) far
+	// from overflowing.
+	maxTimeout = 3650 * 24 * time.Hour
 )
 
 // Defaults fills zero values with the documented defaults.
@@ -110,8 +113,11 @@ func (c *Config) Validate() cfgerr.List {
 		l.Addf("must be at least 1", "conntrack", "max_half_open_per_source")
 	}
 	for _, f := range c.Timeouts.fields() {
-		if *f.d <= 0 {
+		switch {
+		case *f.d <= 0:
 			l.Addf("must be a positive duration", "conntrack", "timeouts", f.key)
+		case f.d.D() > maxTimeout:
+			l.Addf("must be at most 3650d (ten years)", "conntrack", "timeouts", f.key)
 		}
 	}
 	return l

@@ -154,10 +154,11 @@ func checkInvariants(tb testing.TB, t *Table) {
 					tb.Errorf("shard %d: list %d holds slot %d which does not belong there", si, l, slot)
 					break
 				}
-				if s.nodes[node].prev != prev || (l == listUnreplied && e.created < prevCreated) {
+				since := s.nodes[node].since
+				if s.nodes[node].prev != prev || since < prevCreated || (l == listUnreplied && since != e.created) {
 					tb.Errorf("shard %d: list %d broken at slot %d", si, l, slot)
 				}
-				prev, prevCreated = node, e.created
+				prev, prevCreated = node, since
 				n++
 				if n > int(s.nslots) {
 					tb.Errorf("shard %d: list %d cycle", si, l)
@@ -169,7 +170,7 @@ func checkInvariants(tb testing.TB, t *Table) {
 			}
 			wantOldest := int64(math.MaxInt64)
 			if s.head[l] != 0 {
-				wantOldest = s.at(s.nodes[s.head[l]].slot).created
+				wantOldest = s.nodes[s.head[l]].since
 			}
 			if s.oldest[l].Load() != wantOldest {
 				tb.Errorf("shard %d: oldest[%d]=%d, head created %d", si, l, s.oldest[l].Load(), wantOldest)

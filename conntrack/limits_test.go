@@ -3,6 +3,8 @@ package conntrack
 import (
 	"errors"
 	"fmt"
+	"github.com/tungate/tungate/internal/units"
+	"strings"
 	"testing"
 	"time"
 )
@@ -166,4 +168,44 @@ func TestUDPAssured(t *testing.T) {
 		t.Fatal("unreplied flow assured")
 	}
 	checkInvariants(t, tab)
+}
+
+// TestEarlyDropRepliedByReplyTime: among replied, unassured flows the one
+// answered longest ago goes first, whatever the order of creation.
+func TestEarlyDropRepliedByReplyTime(t *testing.T) {
+	tab, clk := newTestTable(t, func(c *Config) { c.MaxFlows = 2; c.MaxHalfOpen = 1 })
+	a := udpKey("198.18.0.1", "198.18.1.1", 5000, 53)
+	b := udpKey("198.18.0.2", "198.18.1.1", 5000, 53)
+	for _, k := range []Key{a, b} {
+		clk.Advance(time.Millisecond)
+		mustCommit(t, tab, &Packet{Key: k})
+	}
+	for _, k := range []Key{b, a} { // b (the younger) is answered first
+		clk.Advance(time.Millisecond)
+		rk := replyKey(&k)
+		tab.Track(&Packet{Key: rk})
+	}
+	clk.Advance(time.Millisecond)
+	mustCommit(t, tab, &Packet{Key: udpKey("198.18.0.3", "198.18.1.1", 5000, 53)})
+	if _, _, ok := flow(tab, b); ok {
+		t.Fatal("the flow answered first survived")
+	}
+	if _, _, ok := flow(tab, a); !ok {
+		t.Fatal("the flow answered last was evicted")
+	}
+	checkInvariants(t, tab)
+}
+
+func TestTimeoutBounds(t *testing.T) {
+	c := Config{}
+	c.Defaults()
+	c.Timeouts.UDP = units.Duration(3651 * 24 * time.Hour)
+	c.Timeouts.ICMP = 0
+	errs := c.Validate()
+	got := errs.Error()
+	for _, want := range []string{"udp", "3650d", "icmp", "positive"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Validate: %q lacks %q", got, want)
+		}
+	}
 }

@@ -150,6 +150,13 @@ func TestShrinkAfterFlood(t *testing.T) {
 	if got := slots(); got*4 > full || tab.Len() != 1 {
 		t.Fatalf("after expiry: %d slots (from %d), %d flows", got, full, tab.Len())
 	}
+	nodes := 0
+	for i := range tab.shards {
+		nodes += cap(tab.shards[i].nodes)
+	}
+	if nodes > 64*20 {
+		t.Errorf("%d list nodes still allocated for no unassured flow", nodes)
+	}
 	if r := tab.Track(&Packet{Key: keep, TCPFlags: fACK}); !r.Found {
 		t.Fatal("the established flow was lost in the shrink")
 	}

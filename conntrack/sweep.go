@@ -65,6 +65,7 @@ func (t *Table) sweepShard(s *shard) {
 		if ci >= len(s.minDeadline) {
 			if s.nslots > minSlots && uint64(s.live)*4 < uint64(s.nslots) {
 				s.rebuild(s.live)
+				s.compactNodes()
 			}
 			s.mu.Unlock()
 			return

@@ -138,7 +138,7 @@ func (s *shard) update(t *Table, slot uint32, dir Dir, p *Packet, now int64) Res
 		s.setDeadline(slot, e, now+t.icmpTimeout)
 	}
 	if accepted && dir == DirReply && e.flags&eSeenReply == 0 {
-		s.seeReply(t, slot, e)
+		s.seeReply(t, slot, e, now)
 	}
 	e.packets[dir]++
 	e.bytes[dir] += uint64(max(p.Len, 0))
