@@ -12,7 +12,7 @@ func TestConfigDefaults(t *testing.T) {
 	var c Config
 	c.Defaults()
 	if c.TCPMaxInFlight != 8192 || c.TCPReceiveBufferMax != 8<<20 || c.TCPSendBufferMax != 6<<20 ||
-		c.CongestionControl != "reno" || c.UDPIdleTimeout.D() != 60*time.Second {
+		c.CongestionControl != "reno" || c.UDPIdleTimeout.D() != 60*time.Second || c.UDPReceiveBuffer != 64<<10 {
 		t.Errorf("defaults = %+v", c)
 	}
 	if errs := c.Validate(); len(errs) != 0 {
@@ -39,6 +39,8 @@ func TestConfigValidate(t *testing.T) {
 		{"rcvbuf", func(c *Config, _ *EgressConfig) { c.TCPReceiveBufferMax = 100 }, "stack.tcp_receive_buffer_max"},
 		{"sndbuf", func(c *Config, _ *EgressConfig) { c.TCPSendBufferMax = 1 }, "stack.tcp_send_buffer_max"},
 		{"udp idle", func(c *Config, _ *EgressConfig) { c.UDPIdleTimeout = units.Duration(time.Millisecond) }, "stack.udp_idle_timeout"},
+		{"udp rcvbuf small", func(c *Config, _ *EgressConfig) { c.UDPReceiveBuffer = 1 << 10 }, "stack.udp_receive_buffer"},
+		{"udp rcvbuf big", func(c *Config, _ *EgressConfig) { c.UDPReceiveBuffer = 8 << 20 }, "stack.udp_receive_buffer"},
 		{"mark", func(_ *Config, e *EgressConfig) { e.Mark = -2 }, "egress.mark"},
 		{"mark too big", func(_ *Config, e *EgressConfig) { e.Mark = 1 << 33 }, "egress.mark"},
 		{"interface", func(_ *Config, e *EgressConfig) { e.Interface = "a-very-long-interface-name" }, "egress.interface"},

@@ -24,8 +24,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"fmt"
 	"github.com/tungate/tungate/policy"
 	"github.com/tungate/tungate/tun"
+	"slices"
 )
 
 // clientStack is a second gVisor stack playing the clients behind the
@@ -376,6 +378,17 @@ func TestPipelineUDP(t *testing.T) {
 				if err != nil || !bytes.Equal(buf[:n], msg) {
 					t.Fatalf("udp echo %d: got %q, %v; want %q", i, buf[:n], err, msg)
 				}
+			}
+			// The gateway's client-facing endpoint of the flow queues at
+			// most udp_receive_buffer.
+			var rcvbufs []int64
+			for _, te := range pl.h.s.gs.RegisteredEndpoints() {
+				if ep, ok := te.(interface{ SocketOptions() *tcpip.SocketOptions }); ok && strings.Contains(fmt.Sprintf("%T", te), "udp.") {
+					rcvbufs = append(rcvbufs, ep.SocketOptions().GetReceiveBufferSize())
+				}
+			}
+			if len(rcvbufs) == 0 || slices.ContainsFunc(rcvbufs, func(n int64) bool { return n != int64(pl.h.s.cfg.UDPReceiveBuffer) }) {
+				t.Errorf("gateway UDP endpoints' receive buffers %v, want all %d", rcvbufs, pl.h.s.cfg.UDPReceiveBuffer)
 			}
 
 			// gonet hides ICMP errors from Read, so use the endpoint: the

@@ -29,6 +29,8 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 		s.log.Debug("udp endpoint", "src", client, "dst", dst, "err", terr.String())
 		return true
 	}
+	// Bound the flow's queue in the gateway (see defaultUDPReceiveBuffer).
+	ep.SocketOptions().SetReceiveBufferSize(int64(s.cfg.UDPReceiveBuffer), true)
 	conn := gonet.NewUDPConn(&wq, ep)
 	key := keyOf(protoUDP, client, dst)
 	// A flow pending on dns.qname keeps its verdict in the L7 table for
