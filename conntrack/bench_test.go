@@ -3,6 +3,7 @@ package conntrack
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -261,19 +262,26 @@ func BenchmarkGCPause1M(b *testing.B) {
 }
 
 // BenchmarkGrowShard is one growth of a shard holding 1/64 of a 1M-flow
-// table (16,384 flows), the longest a lookup in that shard waits for its
-// lock on the way to a million flows; the other 63 shards go on.
+// table (16,384 flows) and of a 16M-flow table: the longest a lookup in
+// that shard waits for its lock on the way to that size; the other 63
+// shards go on.
 func BenchmarkGrowShard(b *testing.B) {
-	const n = 1 << 14
-	s := &shard{}
-	for i := range uint32(n) {
-		k := benchKey(i)
-		e := entry{key: k, flags: eInUse, created: int64(i), deadline: 1 << 40}
-		s.insert(&e, mix(uint64(i), 0x9e3779b97f4a7c15))
+	for _, n := range []int{1 << 14, 1 << 18} {
+		b.Run(fmt.Sprintf("flows=%d", n), func(b *testing.B) {
+			if n > 1<<14 && testing.Short() {
+				b.Skip("a 40 MB shard")
+			}
+			s := &shard{}
+			for i := range uint32(n) {
+				k := benchKey(i)
+				e := entry{key: k, flags: eInUse, created: int64(i), deadline: 1 << 40}
+				s.insert(&e, mix(uint64(i), 0x9e3779b97f4a7c15))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.rebuild(s.live + 1)
+			}
+			b.ReportMetric(float64(s.nslots), "slots")
+		})
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		s.rebuild(s.live + 1)
-	}
-	b.ReportMetric(float64(s.nslots), "slots")
 }
