@@ -223,12 +223,12 @@ func slotsFor(n int) uint32 {
 	return uint32(max(minSlots, int(math.Ceil(float64(n)/targetLoad))))
 }
 
-// rebuild re-places every flow in a table sized for n flows. Called with
-// s.mu held. It is O(flows in the shard), and with growth by a quarter at
+// rebuild re-places every flow in a table sized for n flows (never below
+// the preallocated floor). Called with s.mu held. It is O(flows in the shard), and with growth by a quarter at
 // a time each flow is moved about four times on the way to any size.
 func (s *shard) rebuild(n int) {
 	oldEntries, oldCtrl, oldHash, oldN := s.entries, s.ctrl, s.hash32, s.nslots
-	s.nslots = slotsFor(max(n, s.live))
+	s.nslots = max(slotsFor(max(n, s.live)), s.floor)
 	s.entries = make([]entry, s.nslots+1)
 	s.ctrl = make([]uint8, s.nslots+1+group)
 	s.hash32 = make([]uint32, s.nslots+1)

@@ -161,3 +161,38 @@ func TestShrinkAfterFlood(t *testing.T) {
 		t.Fatal("the established flow was lost in the shrink")
 	}
 }
+
+// TestPreallocate: a preallocated table holds max_flows without growing a
+// shard, and the sweeper does not shrink it below its size.
+func TestPreallocate(t *testing.T) {
+	const maxFlows = 20000
+	tab, clk := newTestTable(t, func(c *Config) {
+		c.MaxFlows = maxFlows
+		c.MaxHalfOpenPerSource = 1 << 20
+		c.MaxFlowsPerSource = 1 << 20
+		c.MaxHalfOpen = 1
+		c.Preallocate = true
+	})
+	sizes := make([]uint32, numShards)
+	for i := range tab.shards {
+		sizes[i] = tab.shards[i].nslots
+		if tab.shards[i].rebuilds != 1 {
+			t.Fatalf("shard %d: %d rebuilds at start, want 1", i, tab.shards[i].rebuilds)
+		}
+	}
+	for i := range maxFlows {
+		mustCommit(t, tab, &Packet{Key: benchKey(uint32(i)), Len: 60})
+	}
+	checkInvariants(t, tab)
+	clk.Advance(time.Hour)
+	tab.sweepAll()
+	for i := range tab.shards {
+		if s := &tab.shards[i]; s.rebuilds != 1 || s.nslots != sizes[i] {
+			t.Errorf("shard %d: %d rebuilds, %d slots (from %d)", i, s.rebuilds, s.nslots, sizes[i])
+		}
+	}
+	if tab.Len() != 0 {
+		t.Fatalf("Len %d after expiry", tab.Len())
+	}
+	checkInvariants(t, tab)
+}

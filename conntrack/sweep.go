@@ -63,7 +63,7 @@ func (t *Table) sweepShard(s *shard) {
 		now := t.now()
 		s.mu.Lock()
 		if ci >= len(s.minDeadline) {
-			if s.nslots > minSlots && uint64(s.live)*4 < uint64(s.nslots) {
+			if s.nslots > max(minSlots, s.floor) && uint64(s.live)*4 < uint64(s.nslots) {
 				s.rebuild(s.live)
 				s.compactNodes()
 			}

@@ -137,6 +137,7 @@ type shard struct {
 	// one hot cache line.
 	minDeadline []int64
 	rebuilds    uint64 // growths, for tests and benchmarks
+	floor       uint32 // the sweeper never shrinks the table below this (Preallocate)
 
 	// nodes hold the unassured lists (lists.go); head and tail are node
 	// numbers, 0 the sentinel.
@@ -219,8 +220,21 @@ func New(cfg Config, opts Options) *Table {
 		s.oldest[0].Store(math.MaxInt64)
 		s.oldest[1].Store(math.MaxInt64)
 		t.srcs[i].n = make(map[srcKey]srcCount)
+		if cfg.Preallocate {
+			s.rebuild(preallocFlows(maxFlows))
+			s.floor = s.nslots
+		}
 	}
 	return t
+}
+
+// preallocFlows is what one shard is sized for when the table is
+// preallocated: its share of maxFlows plus room for the hash's uneven
+// spread (about six standard deviations), so that a full table almost
+// never grows a shard.
+func preallocFlows(maxFlows int64) int {
+	share := float64(maxFlows) / numShards
+	return int(share + 6*math.Sqrt(share) + 16)
 }
 
 // now is nanoseconds since the table was created. While Run runs it is
