@@ -158,4 +158,3 @@ func tunQueueLen(t *testing.T, l *lab.Lab) int {
 	n, _ := strconv.Atoi(m[1])
 	return n
 }
-
