@@ -7,10 +7,12 @@ import (
 
 const entrySize = unsafe.Sizeof(entry{})
 
-// BenchmarkStorageChoice compares the per-packet update of the two layouts
-// considered for a shard (see Table): an index map into a value arena, and
-// entries stored by value in the map (read, modify, write back). 64Ki
-// flows, original-direction packets, no locking.
+// BenchmarkStorageChoice compares the per-packet update of an entry
+// reached in place (index+arena: a map finds it, the update writes a few
+// fields where it lies, as the shard tables do) with one stored by value in
+// a Go map (read, modify, write the whole entry back): the reason the
+// tracker keeps its own table (see Table). 64Ki flows, original-direction
+// packets, no locking.
 func BenchmarkStorageChoice(b *testing.B) {
 	const n = 1 << 16
 	keys := make([]Key, n)
