@@ -44,21 +44,32 @@ type Stats struct {
 	// SearchRestart counts eviction searches restarted because a
 	// concurrent remove emptied the chosen list.
 	SearchRestart uint64
+
+	// The table's shape now (not counters): its capacity, the slots of
+	// all shards' hash tables, and how often a shard's table was rebuilt
+	// to grow or shrink.
+	MaxFlows int64
+	Slots    uint64
+	Rebuilds uint64
 }
 
 // Stats sums the per-shard counters, each shard's under its lock; the set
 // is consistent per shard, not across shards.
 func (t *Table) Stats() Stats {
 	var c [numCounters]uint64
+	var slots, rebuilds uint64
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for j := range c {
 			c[j] += s.ctr[j]
 		}
+		slots += uint64(s.nslots)
+		rebuilds += s.rebuilds
 		s.mu.Unlock()
 	}
 	return Stats{
+		MaxFlows: t.maxFlows, Slots: slots, Rebuilds: rebuilds,
 		Found: c[cFound], New: c[cNew], Invalid: c[cInvalid], Related: c[cRelated],
 		Insert: c[cInsert], InsertFailed: c[cInsertFailed], Drop: c[cDrop],
 		EarlyDrop: c[cEarlyDrop], Expired: c[cExpired], Removed: c[cRemoved],
@@ -68,7 +79,8 @@ func (t *Table) Stats() Stats {
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d",
+	return fmt.Sprintf("found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d max=%d slots=%d rebuilds=%d",
 		s.Found, s.New, s.Invalid, s.Ignore, s.Related, s.Insert, s.InsertFailed, s.Drop,
-		s.EarlyDrop, s.SearchRestart, s.Expired, s.Removed, s.SourceLimit, s.HalfOpenLimit)
+		s.EarlyDrop, s.SearchRestart, s.Expired, s.Removed, s.SourceLimit, s.HalfOpenLimit,
+		s.MaxFlows, s.Slots, s.Rebuilds)
 }

@@ -236,35 +236,44 @@ func (t *Tuple) appendText(b []byte, icmp, verbose bool) []byte {
 }
 
 // Stats are the table's counters (conntrack.Stats) with the number of live
-// flows, under stable JSON names.
+// flows, under stable JSON names, and the table's shape: max_flows, the
+// slots of its hash tables and how often they were rebuilt.
 type Stats struct {
-	Flows        int    `json:"flows"`
-	Found        uint64 `json:"found"`
-	New          uint64 `json:"new"`
-	Invalid      uint64 `json:"invalid"`
-	Related      uint64 `json:"related"`
-	Insert       uint64 `json:"insert"`
-	InsertFailed uint64 `json:"insert_failed"`
-	Drop         uint64 `json:"drop"`
-	EarlyDrop    uint64 `json:"early_drop"`
-	Expired      uint64 `json:"expired"`
-	Removed      uint64 `json:"removed"`
-	SourceLimit  uint64 `json:"source_limit"`
+	Flows         int    `json:"flows"`
+	MaxFlows      int64  `json:"max_flows"`
+	Found         uint64 `json:"found"`
+	New           uint64 `json:"new"`
+	Invalid       uint64 `json:"invalid"`
+	Ignore        uint64 `json:"ignore"`
+	Related       uint64 `json:"related"`
+	Insert        uint64 `json:"insert"`
+	InsertFailed  uint64 `json:"insert_failed"`
+	Drop          uint64 `json:"drop"`
+	EarlyDrop     uint64 `json:"early_drop"`
+	SearchRestart uint64 `json:"search_restart"`
+	Expired       uint64 `json:"expired"`
+	Removed       uint64 `json:"removed"`
+	SourceLimit   uint64 `json:"source_limit"`
+	HalfOpenLimit uint64 `json:"half_open_limit"`
+	Slots         uint64 `json:"slots"`
+	Rebuilds      uint64 `json:"rebuilds"`
 }
 
 // StatsFrom converts the table's counters.
 func StatsFrom(s conntrack.Stats, flows int) Stats {
 	return Stats{
-		Flows: flows, Found: s.Found, New: s.New, Invalid: s.Invalid, Related: s.Related,
-		Insert: s.Insert, InsertFailed: s.InsertFailed, Drop: s.Drop, EarlyDrop: s.EarlyDrop,
-		Expired: s.Expired, Removed: s.Removed, SourceLimit: s.SourceLimit,
+		Flows: flows, MaxFlows: s.MaxFlows, Found: s.Found, New: s.New, Invalid: s.Invalid,
+		Ignore: s.Ignore, Related: s.Related, Insert: s.Insert, InsertFailed: s.InsertFailed,
+		Drop: s.Drop, EarlyDrop: s.EarlyDrop, SearchRestart: s.SearchRestart, Expired: s.Expired,
+		Removed: s.Removed, SourceLimit: s.SourceLimit, HalfOpenLimit: s.HalfOpenLimit,
+		Slots: s.Slots, Rebuilds: s.Rebuilds,
 	}
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("flows=%d found=%d new=%d invalid=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d expired=%d removed=%d source_limit=%d",
-		s.Flows, s.Found, s.New, s.Invalid, s.Related, s.Insert, s.InsertFailed, s.Drop,
-		s.EarlyDrop, s.Expired, s.Removed, s.SourceLimit)
+	return fmt.Sprintf("flows=%d max=%d found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d slots=%d rebuilds=%d",
+		s.Flows, s.MaxFlows, s.Found, s.New, s.Invalid, s.Ignore, s.Related, s.Insert, s.InsertFailed, s.Drop,
+		s.EarlyDrop, s.SearchRestart, s.Expired, s.Removed, s.SourceLimit, s.HalfOpenLimit, s.Slots, s.Rebuilds)
 }
 
 // Rule is one rule's counters (policy.RuleCounter) under stable JSON names.

@@ -215,6 +215,11 @@ func TestOpsDeleteFlush(t *testing.T) {
 	if st.Flows != 2 || st.Insert != 3 || st.Removed != 1 {
 		t.Errorf("stats %+v, want flows=2 insert=3 removed=1", st)
 	}
+	// The table's shape: its configured capacity, and the slots two
+	// flows occupy (each in a fresh shard table of 15 slots).
+	if st.MaxFlows != int64(b.t.Stats().MaxFlows) || st.MaxFlows <= 0 || st.Slots < 15 || st.Rebuilds < 1 {
+		t.Errorf("stats shape: max_flows=%d slots=%d rebuilds=%d", st.MaxFlows, st.Slots, st.Rebuilds)
+	}
 	res = Flushed{}
 	if err := c.Call(context.Background(), OpConntrackFlush, nil, &res); err != nil || res.Deleted != 2 {
 		t.Fatalf("flush: %v %+v", err, res)
