@@ -34,6 +34,17 @@ func (s TCPState) String() string {
 	return "INVALID"
 }
 
+// IsTCPStateName reports whether name is the name (as listed) of a state
+// a tracked connection can be in.
+func IsTCPStateName(name string) bool {
+	for _, n := range tcpStateNames[TCPSynSent:] {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
 // TCP header flag bits, as in the header's 13th byte.
 const (
 	flagFIN = 0x01

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tungate/tungate/conntrack"
@@ -115,15 +114,11 @@ func isICMP(proto uint8) bool { return proto == 1 || proto == 58 }
 // Key builds the table key the arguments name.
 func (a DeleteArgs) Key() (conntrack.Key, error) {
 	var k conntrack.Key
-	found := false
-	for n, s := range protoNames {
-		if s == strings.ToLower(a.Proto) {
-			k.Proto, found = n, true
-		}
-	}
-	if !found {
+	proto, ok := protoNumber(a.Proto)
+	if !ok {
 		return k, fmt.Errorf("unknown protocol %q (want tcp, udp, icmp or icmpv6)", a.Proto)
 	}
+	k.Proto = proto
 	icmp := isICMP(k.Proto)
 	src, err := parseEndpoint(a.Src, icmp)
 	if err != nil {

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
@@ -68,5 +69,31 @@ func FuzzDeleteArgs(f *testing.F) {
 		}
 		want(src, s, k.SrcPort)
 		want(dst, d, k.DstPort)
+	})
+}
+
+// FuzzFlowFilter: any filter arguments either fail with an error naming a
+// field or compile to a matcher that never panics on a flow, and an
+// address filter selects the flow whose source it names.
+func FuzzFlowFilter(f *testing.F) {
+	f.Add([]byte(`{"proto":"tcp","src":"198.18.1.0/24","dst":"198.18.2.2:80","state":"established","rule":"web"}`))
+	f.Add([]byte(`{"src":"[2001:2::1]:53"}`))
+	f.Add([]byte(`{"dst":"::ffff:198.18.2.2"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"src":"fe80::1%eth0/64"}`))
+	flow := Flow{Proto: "tcp", ProtoNum: 6, State: "ESTABLISHED", Rule: "web",
+		Orig: Tuple{Src: netip.MustParseAddr("198.18.1.2"), Dst: netip.MustParseAddr("198.18.2.2"), SrcPort: 40000, DstPort: 80}}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := decodeFilter(raw)
+		if err != nil {
+			return
+		}
+		_ = m.matches(&flow)
+		var ff FlowFilter
+		if json.Unmarshal(raw, &ff) == nil && ff.Src != "" && ff.Proto == "" && ff.Dst == "" && ff.State == "" && ff.Rule == "" {
+			if a, err := netip.ParseAddr(ff.Src); err == nil && a.Unmap() == flow.Orig.Src && !m.matches(&flow) {
+				t.Fatalf("src %q does not select a flow from %s", ff.Src, flow.Orig.Src)
+			}
+		}
 	})
 }

@@ -60,7 +60,11 @@ func Ops(b Backend) Mux {
 		OpPing: func(context.Context, json.RawMessage) (any, error) {
 			return Pong{PID: os.Getpid(), Flows: b.Conntrack().Len()}, nil
 		},
-		OpConntrackList: func(ctx context.Context, _ json.RawMessage) (any, error) {
+		OpConntrackList: func(ctx context.Context, raw json.RawMessage) (any, error) {
+			m, err := decodeFilter(raw)
+			if err != nil {
+				return nil, err
+			}
 			t, p := b.Conntrack(), b.Policy()
 			return Stream(func(emit func(any) error) error {
 				var err error
@@ -69,6 +73,9 @@ func Ops(b Backend) Mux {
 						return false
 					}
 					f := FlowFrom(fi, p)
+					if !m.matches(&f) {
+						return true
+					}
 					if ls, ok := b.(L7Source); ok {
 						if l, ok := ls.FlowL7(fi.Orig); ok {
 							f.SNI, f.HTTPHost, f.DNSQName = l.SNI, l.HTTPHost, l.DNSQName
@@ -84,8 +91,12 @@ func Ops(b Backend) Mux {
 			t := b.Conntrack()
 			return StatsFrom(t.Stats(), t.Len()), nil
 		},
-		OpConntrackFlush: func(ctx context.Context, _ json.RawMessage) (any, error) {
-			return Flushed{Deleted: flush(ctx, b.Conntrack())}, ctx.Err()
+		OpConntrackFlush: func(ctx context.Context, raw json.RawMessage) (any, error) {
+			m, err := decodeFilter(raw)
+			if err != nil {
+				return nil, err
+			}
+			return Flushed{Deleted: flush(ctx, b.Conntrack(), b.Policy(), &m)}, ctx.Err()
 		},
 		OpConntrackDelete: func(_ context.Context, raw json.RawMessage) (any, error) {
 			var a DeleteArgs
@@ -121,12 +132,13 @@ func Ops(b Backend) Mux {
 	}
 }
 
-// flush deletes every flow (the table has no bulk delete; Range allows
-// calling the table from its callback). Flows created meanwhile may stay.
-func flush(ctx context.Context, t *conntrack.Table) int {
+// flush deletes every flow m selects (the table has no bulk delete; Range
+// allows calling the table from its callback). Flows created meanwhile may
+// stay.
+func flush(ctx context.Context, t *conntrack.Table, p *policy.Policy, m *flowMatch) int {
 	n := 0
 	t.Range(func(fi conntrack.FlowInfo) bool {
-		if t.Delete(fi.Orig) {
+		if f := FlowFrom(fi, p); m.matches(&f) && t.Delete(fi.Orig) {
 			n++
 		}
 		return ctx.Err() == nil

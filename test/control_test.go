@@ -158,6 +158,23 @@ func TestControl(t *testing.T) {
 			}
 		}
 	}
+	// Filters select on the original direction, server side.
+	out, _, code = cli(t, l, "conntrack", "-s", sock, "--proto", "tcp", "--src", src.Addr().String()+"/32", "--dst", dst.String(), "--state", "established", "--rule", controlRule)
+	if code != 0 || !strings.Contains(out, orig) {
+		t.Errorf("filtered listing lacks the flow (exit %d):\n%s", code, out)
+	}
+	for _, f := range [][]string{{"--proto", "udp"}, {"--src", dst.Addr().String()}, {"--state", "TIME_WAIT"}, {"--rule", "nope"}} {
+		out, _, code = cli(t, l, append([]string{"conntrack", "-s", sock}, f...)...)
+		if code != 0 || strings.Contains(out, orig) {
+			t.Errorf("conntrack %v lists the flow it excludes (exit %d):\n%s", f, code, out)
+		}
+	}
+	if _, errOut, code := cli(t, l, "conntrack", "-s", sock, "--state", "OPEN"); code != 2 || !strings.Contains(errOut, "state") {
+		t.Errorf("a bad filter: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := cli(t, l, "conntrack", "-s", sock, "flush", "--proto", "udp", "--dst", dst.String()); code != 0 || !strings.Contains(errOut, "0 flow entries have been deleted") {
+		t.Errorf("a flush that selects nothing: exit %d, %q", code, errOut)
+	}
 	out, errOut, code = cli(t, l, "conntrack", "-s", sock, "-v")
 	if code != 0 || !strings.Contains(out, orig) || !regexp.MustCompile(`win=\[\d+:\d+\] maxwin=\d+ wscale=\d+ `).MatchString(out) {
 		t.Errorf("tungate conntrack -v: exit %d, no window state\n%s%s", code, out, errOut)

@@ -12,12 +12,15 @@ import (
 )
 
 const conntrackUsage = `usage:
-  tungate conntrack [-s SOCK] [--json] [-v]       list flows, one per line like conntrack -L
-                                                  (-v: with each TCP direction's window state)
-  tungate conntrack [-s SOCK] [--json] --stats    print the table's counters
-  tungate conntrack [-s SOCK] flush               delete every flow
+  tungate conntrack [-s SOCK] [--json] [-v] [FILTER]   list flows, one per line like conntrack -L
+                                                       (-v: with each TCP direction's window state)
+  tungate conntrack [-s SOCK] [--json] --stats         print the table's counters
+  tungate conntrack [-s SOCK] flush [FILTER]           delete every flow (FILTER: the flows it selects)
   tungate conntrack [-s SOCK] delete --proto tcp --src IP:PORT --dst IP:PORT
-                                                  delete one flow, given either direction
+                                                       delete one flow, given either direction
+FILTER (every option given must match; addresses and ports of the original direction):
+  --proto tcp|udp|icmp|icmpv6   --src IP|IP/PREFIX|IP:PORT   --dst IP|IP/PREFIX|IP:PORT
+  --state TCP_STATE             --rule NAME
 `
 
 // cmdConntrack lists, counts or deletes the running gateway's flows.
@@ -27,9 +30,11 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	cf.register(fs)
 	stats := fs.Bool("stats", false, "print the table's counters instead of the flows")
 	verbose := fs.Bool("v", false, "list: add each TCP direction's window state (the JSON listing always has it)")
-	proto := fs.String("proto", "", "delete: tcp, udp, icmp or icmpv6")
-	src := fs.String("src", "", "delete: source IP:PORT (ICMP: IP:ECHO-ID)")
-	dst := fs.String("dst", "", "delete: destination IP:PORT (ICMP: IP)")
+	proto := fs.String("proto", "", "tcp, udp, icmp or icmpv6")
+	src := fs.String("src", "", "delete: source IP:PORT (ICMP: IP:ECHO-ID); list, flush: IP, IP/PREFIX or IP:PORT")
+	dst := fs.String("dst", "", "delete: destination IP:PORT (ICMP: IP); list, flush: IP, IP/PREFIX or IP:PORT")
+	state := fs.String("state", "", "list, flush: TCP state (ESTABLISHED, SYN_SENT, ...)")
+	rule := fs.String("rule", "", "list, flush: the deciding rule's name (default: defaults.policy)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -44,11 +49,21 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	if len(pos) > 1 {
 		return usageErr(fmt.Sprintf("unexpected argument %q", pos[1]))
 	}
-	if sub != "delete" && (*proto != "" || *src != "" || *dst != "") {
-		return usageErr("--proto, --src and --dst go with delete")
+	filter := control.FlowFilter{Proto: *proto, Src: *src, Dst: *dst, State: *state, Rule: *rule}
+	filtered := filter != control.FlowFilter{}
+	if sub == "delete" && (*state != "" || *rule != "") {
+		return usageErr("delete takes --proto, --src and --dst only")
 	}
 	if sub != "list" && (*stats || *verbose) {
 		return usageErr("--stats and -v go with the listing")
+	}
+	if *stats && filtered {
+		return usageErr("--stats counts the whole table; it takes no filter")
+	}
+	if sub != "delete" {
+		if err := filter.Check(); err != nil { // say so without bothering the gateway
+			return usageErr(err.Error())
+		}
 	}
 	c := cf.client()
 	switch sub {
@@ -64,10 +79,10 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 			_, err := fmt.Fprintln(out, st)
 			return err
 		}
-		return listFlows(ctx, c, cf.json, *verbose, out, errOut)
+		return listFlows(ctx, c, filter, cf.json, *verbose, out, errOut)
 	case "flush", "-F":
 		var res control.Flushed
-		if err := c.Call(ctx, control.OpConntrackFlush, nil, &res); err != nil {
+		if err := c.Call(ctx, control.OpConntrackFlush, filter, &res); err != nil {
 			return remoteFailure("conntrack flush", err)
 		}
 		fmt.Fprintf(errOut, "tungate: %d flow entries have been deleted.\n", res.Deleted)
@@ -91,14 +106,14 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 
 // listFlows streams the listing: one line (or array element) per flow as
 // it arrives, so a full table is never held in memory.
-func listFlows(ctx context.Context, c control.Client, asJSON, verbose bool, out, errOut io.Writer) error {
+func listFlows(ctx context.Context, c control.Client, filter control.FlowFilter, asJSON, verbose bool, out, errOut io.Writer) error {
 	w := bufio.NewWriter(out)
 	n := 0
 	if asJSON {
 		w.WriteString("[")
 	}
 	var line []byte
-	err := c.Stream(ctx, control.OpConntrackList, nil, func(dec *json.Decoder) error {
+	err := c.Stream(ctx, control.OpConntrackList, filter, func(dec *json.Decoder) error {
 		var f control.Flow
 		if err := dec.Decode(&f); err != nil {
 			return fmt.Errorf("bad flow: %w", err)
