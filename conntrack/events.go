@@ -121,6 +121,14 @@ type eventHub struct {
 
 func (h *eventHub) active() bool { return h.subs.Load() != nil }
 
+// Subscribers is the number of open subscriptions.
+func (t *Table) Subscribers() int {
+	if p := t.ev.subs.Load(); p != nil {
+		return len(*p)
+	}
+	return 0
+}
+
 // Subscribe starts delivering the events in mask to a new subscription
 // with a buffer of buf events (at least 1).
 func (t *Table) Subscribe(buf int, mask EventType) *Subscription {

@@ -27,7 +27,7 @@ type Client struct {
 // Call sends op with args (nil for none) and decodes the response's data
 // into out (nil to discard it). A refusal by the gateway is a *RemoteError.
 func (c Client) Call(ctx context.Context, op string, args, out any) error {
-	return c.exchange(ctx, op, args, func(r io.Reader) error {
+	return c.exchange(ctx, op, args, false, func(r io.Reader) error {
 		var resp Response
 		if err := json.NewDecoder(io.LimitReader(r, maxResponse)).Decode(&resp); err != nil {
 			return fmt.Errorf("control: bad response: %w", err)
@@ -48,7 +48,17 @@ func (c Client) Call(ctx context.Context, op string, args, out any) error {
 // response carries, decoding them one at a time with dec.Decode, so a long
 // listing is never held whole.
 func (c Client) Stream(ctx context.Context, op string, args any, each func(dec *json.Decoder) error) error {
-	return c.exchange(ctx, op, args, func(r io.Reader) error {
+	return c.stream(ctx, op, args, false, each)
+}
+
+// Follow is Stream for a live feed (OpConntrackEvents): it has no default
+// time limit and runs until ctx ends, each fails, or the gateway ends it.
+func (c Client) Follow(ctx context.Context, op string, args any, each func(dec *json.Decoder) error) error {
+	return c.stream(ctx, op, args, true, each)
+}
+
+func (c Client) stream(ctx context.Context, op string, args any, live bool, each func(dec *json.Decoder) error) error {
+	return c.exchange(ctx, op, args, live, func(r io.Reader) error {
 		dec := json.NewDecoder(r)
 		if err := expectDelim(dec, '{'); err != nil {
 			return err
@@ -141,8 +151,9 @@ func checkResponse(v int, ok bool, msg string) error {
 }
 
 // exchange dials, sends the request and hands the connection to read.
-func (c Client) exchange(ctx context.Context, op string, args any, read func(io.Reader) error) error {
-	if _, ok := ctx.Deadline(); !ok {
+// Unless live, a ctx without a deadline gets DefaultClientTimeout.
+func (c Client) exchange(ctx context.Context, op string, args any, live bool, read func(io.Reader) error) error {
+	if _, ok := ctx.Deadline(); !ok && !live {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultClientTimeout)
 		defer cancel()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
@@ -56,7 +57,9 @@ var ErrNoFlow = errors.New("no such flow")
 
 // Ops returns the gateway's operations over b.
 func Ops(b Backend) Mux {
+	var feeds atomic.Int32
 	return Mux{
+		OpConntrackEvents: eventFeed(b, &feeds),
 		OpPing: func(context.Context, json.RawMessage) (any, error) {
 			return Pong{PID: os.Getpid(), Flows: b.Conntrack().Len()}, nil
 		},

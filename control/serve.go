@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,11 @@ type Mux map[string]HandlerFunc
 // Stream is data produced element by element: the server writes a JSON
 // array, calling emit once per element, without holding the whole listing.
 type Stream func(emit func(v any) error) error
+
+// LiveStream is a Stream whose elements come as things happen (an event
+// feed): each is flushed to the client at once. It ends when its handler's
+// context does, which happens when the client goes away.
+type LiveStream func(emit func(v any) error) error
 
 // acceptBackoffMax bounds the pause after a failing Accept (EMFILE and the
 // like), so a descriptor shortage does not spin.
@@ -94,7 +100,30 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, mux Mux) {
 		writeResponse(w, nil, fmt.Errorf("unknown operation %q", req.Op))
 		return
 	}
-	data, err := s.call(ctx, h, req)
+	// The request's context ends when the client goes away: clients send
+	// one request and then only read, so end of file or an error on the
+	// connection means it closed (the request's trailing newline may still
+	// be unread, and is skipped). A live stream ends on that even when
+	// nothing happens to write.
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_ = c.SetReadDeadline(time.Time{})
+	watched := make(chan struct{})
+	// Owned by serveConn: ends when c is closed, which the deferred
+	// function below does before waiting for it.
+	go func() {
+		defer close(watched)
+		defer cancel()
+		b := make([]byte, 64)
+		for {
+			n, err := c.Read(b)
+			if err != nil || len(bytes.TrimSpace(b[:n])) > 0 {
+				return
+			}
+		}
+	}()
+	defer func() { c.Close(); <-watched }()
+	data, err := s.call(reqCtx, h, req)
 	if err := writeResponse(w, data, err); err != nil && ctx.Err() == nil {
 		s.opts.Log.Debug("control response not delivered", "op", req.Op, "err", err.Error())
 	}
@@ -142,9 +171,12 @@ func writeResponse(w *bufio.Writer, data any, herr error) error {
 	}
 	fmt.Fprintf(w, `{"v":%d,"ok":true,"data":`, Version)
 	var serr error
-	if st, ok := data.(Stream); ok {
-		serr = writeStream(w, st)
-	} else {
+	switch st := data.(type) {
+	case Stream:
+		serr = writeStream(w, st, false)
+	case LiveStream:
+		serr = writeStream(w, Stream(st), true)
+	default:
 		b, err := json.Marshal(data)
 		if err != nil {
 			serr = err
@@ -160,8 +192,13 @@ func writeResponse(w *bufio.Writer, data any, herr error) error {
 	return w.Flush()
 }
 
-func writeStream(w *bufio.Writer, st Stream) error {
+func writeStream(w *bufio.Writer, st Stream, live bool) error {
 	w.WriteByte('[')
+	if live {
+		if err := w.Flush(); err != nil { // the client learns the feed has started
+			return err
+		}
+	}
 	n := 0
 	err := st(func(v any) error {
 		b, err := json.Marshal(v)
@@ -172,7 +209,9 @@ func writeStream(w *bufio.Writer, st Stream) error {
 			w.WriteByte(',')
 		}
 		n++
-		_, err = w.Write(b)
+		if _, err = w.Write(b); err == nil && live {
+			err = w.Flush()
+		}
 		return err // a write error (client gone, deadline) ends the stream
 	})
 	w.WriteByte(']')

@@ -289,3 +289,52 @@ func TestControlSocketLifecycle(t *testing.T) {
 		t.Errorf("control socket after stop: %v, want removed", err)
 	}
 }
+
+// TestConntrackEvents follows the gateway's flow events with the real
+// binary, filtered to one destination: a new connection shows up as a
+// [NEW] line with its tuple and rule, and the feed ends after --count.
+func TestConntrackEvents(t *testing.T) {
+	l := newLab(t)
+	sock := filepath.Join(t.TempDir(), "tungate.sock")
+	startGateway(t, l, gatewayConfigAt(sock, allowTCPRule(controlRule, controlPort)))
+	dst := netip.AddrPortFrom(lab.ServerV4, controlPort)
+	serve(t, l.Server, dst, echo)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	feed := l.Gateway.Command(ctx, tungateBin, "conntrack", "-s", sock, "events", "--count", "1", "--for", "20s",
+		"--proto", "tcp", "--dst", dst.String(), "--state", "SYN_SENT")
+	var out, errOut bytes.Buffer
+	feed.Stdout, feed.Stderr = &out, &errOut
+	if err := feed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fed := make(chan error, 1)
+	go func() { fed <- feed.Wait() }() // ends by --count, --for or ctx
+	// The feed subscribes shortly after it starts; open connections until
+	// one is seen (each opens with SYN_SENT, the state the filter wants).
+	var ferr error
+	opened := 0
+wait:
+	for {
+		select {
+		case ferr = <-fed:
+			break wait
+		case <-time.After(200 * time.Millisecond):
+			c, err := dialTimeout(l.Client, dst, 5*time.Second)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			c.Close()
+			opened++
+		}
+	}
+	if ferr != nil {
+		t.Fatalf("tungate conntrack events: %v\n%s%s", ferr, out.String(), errOut.String())
+	}
+	re := regexp.MustCompile(`^\[NEW\] tcp +6 \d+ SYN_SENT src=198\.18\.1\.2 dst=` + regexp.QuoteMeta(dst.Addr().String()) +
+		` sport=\d+ dport=` + strconv.Itoa(int(dst.Port())) + ` .*\[UNREPLIED\] .*rule=` + regexp.QuoteMeta(controlRule) + "\n$")
+	if !re.MatchString(out.String()) || !strings.Contains(errOut.String(), "1 flow events have been shown") {
+		t.Errorf("feed output after %d connections:\n%s%s", opened, out.String(), errOut.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,9 @@ const conntrackUsage = `usage:
   tungate conntrack [-s SOCK] flush [FILTER]           delete every flow (FILTER: the flows it selects)
   tungate conntrack [-s SOCK] delete --proto tcp --src IP:PORT --dst IP:PORT
                                                        delete one flow, given either direction
+  tungate conntrack [-s SOCK] [--json] events [--count N] [--for D] [FILTER]
+                                                       follow flow events as they happen, like conntrack -E
+                                                       (until interrupted, N events or D elapsed)
 FILTER (every option given must match; addresses and ports of the original direction):
   --proto tcp|udp|icmp|icmpv6   --src IP|IP/PREFIX|IP:PORT   --dst IP|IP/PREFIX|IP:PORT
   --state TCP_STATE             --rule NAME
@@ -30,6 +34,8 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	cf.register(fs)
 	stats := fs.Bool("stats", false, "print the table's counters instead of the flows")
 	verbose := fs.Bool("v", false, "list: add each TCP direction's window state (the JSON listing always has it)")
+	count := fs.Int("count", 0, "events: stop after this many events (0: no limit)")
+	follow := fs.Duration("for", 0, "events: stop after this long (0: until interrupted)")
 	proto := fs.String("proto", "", "tcp, udp, icmp or icmpv6")
 	src := fs.String("src", "", "delete: source IP:PORT (ICMP: IP:ECHO-ID); list, flush: IP, IP/PREFIX or IP:PORT")
 	dst := fs.String("dst", "", "delete: destination IP:PORT (ICMP: IP); list, flush: IP, IP/PREFIX or IP:PORT")
@@ -56,6 +62,12 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	}
 	if sub != "list" && (*stats || *verbose) {
 		return usageErr("--stats and -v go with the listing")
+	}
+	if sub != "events" && sub != "-E" && (*count != 0 || *follow != 0) {
+		return usageErr("--count and --for go with events")
+	}
+	if *count < 0 || *follow < 0 {
+		return usageErr("--count and --for must not be negative")
 	}
 	if *stats && filtered {
 		return usageErr("--stats counts the whole table; it takes no filter")
@@ -87,6 +99,13 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 		}
 		fmt.Fprintf(errOut, "tungate: %d flow entries have been deleted.\n", res.Deleted)
 		return nil
+	case "events", "-E":
+		if *follow > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *follow)
+			defer cancel()
+		}
+		return followEvents(ctx, c, filter, cf.json, *count, out, errOut)
 	case "delete", "-D":
 		if *proto == "" || *src == "" || *dst == "" {
 			return usageErr("delete needs --proto, --src and --dst")
@@ -167,4 +186,49 @@ func printJSON(out io.Writer, v any) error {
 	}
 	_, err = out.Write(append(b, '\n'))
 	return err
+}
+
+// errEnough ends a feed once --count events have come.
+var errEnough = errors.New("enough events")
+
+// followEvents prints flow events as they come, one line (or one JSON
+// object per line) each, flushed at once, until ctx ends, count events
+// were printed, or the gateway ends the feed. Missed events are reported
+// on errOut.
+func followEvents(ctx context.Context, c control.Client, filter control.FlowFilter, asJSON bool, count int, out, errOut io.Writer) error {
+	n := 0
+	var line []byte
+	err := c.Follow(ctx, control.OpConntrackEvents, filter, func(dec *json.Decoder) error {
+		var ev control.FlowEvent
+		if err := dec.Decode(&ev); err != nil {
+			return fmt.Errorf("bad event: %w", err)
+		}
+		if ev.Missed > 0 {
+			fmt.Fprintf(errOut, "tungate: %d events missed (the feed fell behind)\n", ev.Missed)
+		}
+		if asJSON {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			line = append(append(line[:0], b...), '\n')
+		} else {
+			line = append(ev.AppendText(line[:0]), '\n')
+		}
+		if _, err := out.Write(line); err != nil {
+			return err
+		}
+		if n++; count > 0 && n >= count {
+			return errEnough
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) || ctx.Err() != nil {
+		fmt.Fprintf(errOut, "tungate: %d flow events have been shown.\n", n)
+		return nil
+	}
+	if err != nil {
+		return remoteFailure("conntrack events", err)
+	}
+	return nil
 }

@@ -33,7 +33,8 @@ usage:
                              which rule decides a flow, and why each earlier rule did not
   tungate demo               run the gateway in a throw-away namespace lab and show what it does
   tungate conntrack [-s SOCK] [--json] [-v] [--stats] [--proto P] [--src A] [--dst A] [--state S] [--rule R]
-                             list the running gateway's flows (also: flush [filters], delete --proto P --src IP:PORT --dst IP:PORT)
+                             list the running gateway's flows (also: flush [filters], delete --proto P --src IP:PORT --dst IP:PORT,
+                             events [--count N] [--for D] [filters]: follow them live)
   tungate rules [-s SOCK] [--json]
                              per-rule counters of the running gateway
   tungate set add|del NAME ADDR [--timeout D] [-s SOCK] | set list NAME [-s SOCK] [--json]
