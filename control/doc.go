@@ -18,4 +18,8 @@
 // Listings are streamed: "data" is written element by element, last in the
 // object, so neither side holds a quarter million flows in memory; an error
 // that interrupts a stream is sent as an "error" member after "data".
+// "conntrack.list" and "conntrack.flush" take a FlowFilter as args (none
+// selects everything). "conntrack.events" is a live stream: each element
+// (a FlowEvent) is flushed as it happens, and the feed ends when the client
+// closes its connection, which the server notices by reading it.
 package control
