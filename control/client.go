@@ -22,6 +22,17 @@ const maxResponse = 64 << 20
 // Client talks to one gateway's control socket.
 type Client struct {
 	Path string
+	// V is the protocol version requests carry: MinVersion when 0, so a
+	// gateway of any age answers; set Version to use what version 2 added
+	// (filters, events), which an older gateway then refuses by name.
+	V int
+}
+
+func (c Client) version() int {
+	if c.V == 0 {
+		return MinVersion
+	}
+	return c.V
 }
 
 // Call sends op with args (nil for none) and decodes the response's data
@@ -32,7 +43,7 @@ func (c Client) Call(ctx context.Context, op string, args, out any) error {
 		if err := json.NewDecoder(io.LimitReader(r, maxResponse)).Decode(&resp); err != nil {
 			return fmt.Errorf("control: bad response: %w", err)
 		}
-		if err := checkResponse(resp.V, resp.OK, resp.Error); err != nil {
+		if err := checkResponse(c.version(), resp.V, resp.OK, resp.Error); err != nil {
 			return err
 		}
 		if out != nil && len(resp.Data) > 0 {
@@ -84,7 +95,7 @@ func (c Client) stream(ctx context.Context, op string, args any, live bool, each
 				err = dec.Decode(&msg)
 			case "data":
 				// v and ok precede data on the wire.
-				if err := checkResponse(v, ok, msg); err != nil {
+				if err := checkResponse(c.version(), v, ok, msg); err != nil {
 					return err
 				}
 				gotData = true
@@ -97,7 +108,7 @@ func (c Client) stream(ctx context.Context, op string, args any, live bool, each
 				return err
 			}
 		}
-		if err := checkResponse(v, ok, msg); err != nil {
+		if err := checkResponse(c.version(), v, ok, msg); err != nil {
 			return err
 		}
 		if !gotData {
@@ -137,9 +148,12 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 	return nil
 }
 
-func checkResponse(v int, ok bool, msg string) error {
-	if v != Version {
-		return fmt.Errorf("control: gateway speaks protocol version %d, this tungate speaks %d", v, Version)
+// checkResponse checks a response to a request of version want. A
+// refusal is reported in the gateway's words whatever its version (that is
+// how an older gateway explains it does not speak want).
+func checkResponse(want, v int, ok bool, msg string) error {
+	if ok && v != want {
+		return fmt.Errorf("control: gateway answered in protocol version %d, this tungate asked in %d", v, want)
 	}
 	if !ok || msg != "" {
 		if msg == "" {
@@ -158,7 +172,7 @@ func (c Client) exchange(ctx context.Context, op string, args any, live bool, re
 		ctx, cancel = context.WithTimeout(ctx, DefaultClientTimeout)
 		defer cancel()
 	}
-	req := Request{V: Version, Op: op}
+	req := Request{V: c.version(), Op: op}
 	if args != nil {
 		b, err := json.Marshal(args)
 		if err != nil {

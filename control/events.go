@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/tungate/tungate/conntrack"
 )
@@ -31,8 +32,9 @@ type FlowEvent struct {
 	Type   string `json:"type"`             // new, update or destroy
 	Reason string `json:"reason,omitempty"` // destroy: expired, evicted, deleted or closed
 	Flow   Flow   `json:"flow"`
-	// Missed is the number of events dropped just before this one because
-	// the feed's buffer was full (a reader slower than the traffic).
+	// Missed is the number of events (of any flow, before the filter)
+	// dropped since the previous event because the feed's buffer was full:
+	// a reader slower than the traffic.
 	Missed uint64 `json:"missed,omitempty"`
 }
 
@@ -54,6 +56,11 @@ func (e *FlowEvent) AppendText(b []byte) []byte {
 	return b
 }
 
+// feedKeepalive is how often an idle feed checks, by writing a newline,
+// that its client is still there; a feed whose client went away ends by
+// then, releasing its subscription and connection.
+const feedKeepalive = 2 * time.Second
+
 // eventFeed serves OpConntrackEvents for b; feeds counts the open ones.
 func eventFeed(b Backend, feeds *atomic.Int32) HandlerFunc {
 	return func(ctx context.Context, raw json.RawMessage) (any, error) {
@@ -65,15 +72,24 @@ func eventFeed(b Backend, feeds *atomic.Int32) HandlerFunc {
 			feeds.Add(-1)
 			return nil, ErrTooManyFeeds
 		}
+		// Subscribed before the response starts, so nothing that happens
+		// once the client has its answer is lost. The server always runs
+		// the stream it is handed, which releases both.
+		sub := b.Conntrack().Subscribe(eventBuffer, conntrack.EventAll)
 		return LiveStream(func(emit func(any) error) error {
 			defer feeds.Add(-1)
-			sub := b.Conntrack().Subscribe(eventBuffer, conntrack.EventAll)
 			defer sub.Close()
+			keepalive := time.NewTicker(feedKeepalive)
+			defer keepalive.Stop()
 			var reported uint64
 			for {
 				select {
 				case <-ctx.Done():
-					return nil // the client went away, or the gateway stops
+					return nil // the gateway stops
+				case <-keepalive.C:
+					if err := emit(nil); err != nil {
+						return err // the client went away
+					}
 				case ev := <-sub.C():
 					fe := FlowEvent{Type: ev.Type.String(), Flow: flowFromEvent(&ev, b)}
 					if !m.matches(&fe.Flow) {

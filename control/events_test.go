@@ -1,11 +1,18 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tungate/tungate/conntrack"
 )
 
 // follow starts a feed with filter and returns its events as they come;
@@ -107,5 +114,88 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(end) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// TestHalfClosedClientGetsEverything: a client that ends its side after
+// the request (socat, nc -N) still gets a whole long listing.
+func TestHalfClosedClientGetsEverything(t *testing.T) {
+	b, c := newOpsServer(t)
+	const n = 3000
+	for i := range n {
+		src := netip.AddrFrom4([4]byte{198, 18, byte(1 + i/250), byte(1 + i%250)}) // under the per-source limits
+		k := mkKey(17, netip.AddrPortFrom(src, 5353), webServer)
+		p := &conntrack.Packet{Key: k, Len: 80}
+		b.t.Track(p)
+		if err := b.t.Commit(p, conntrack.Verdict{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := rawCall(t, c.Path, []byte(`{"v":1,"op":"conntrack.list"}`+"\n"))
+	var flows []json.RawMessage
+	if err := json.Unmarshal(r.Data, &flows); !r.OK || err != nil || len(flows) != n {
+		t.Fatalf("listing for a half-closed client: ok=%v err=%q, %d flows (%v), want %d", r.OK, r.Error, len(flows), err, n)
+	}
+}
+
+// TestFeedClientGoneAtOnce: clients that ask for a feed and leave before
+// reading anything do not use up the feeds.
+func TestFeedClientGoneAtOnce(t *testing.T) {
+	b, c := newOpsServer(t)
+	for range 2 * maxEventFeeds {
+		conn, err := net.Dial("unix", c.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(`{"v":2,"op":"conntrack.events"}` + "\n"))
+		conn.Close()
+	}
+	// The first maxEventFeeds requests start feeds (the rest are refused);
+	// each ends at its first keepalive, which finds the client gone.
+	waitFor(t, "the abandoned feeds to start", func() bool { return feedsOpen(b) == maxEventFeeds })
+	waitFor(t, "the abandoned feeds to end", func() bool { return feedsOpen(b) == 0 })
+	events, stop := follow(t, Client{Path: c.Path, V: Version}, nil)
+	waitFor(t, "a new feed", func() bool { return feedsOpen(b) == 1 })
+	fillTable(t, b.t, b.p)
+	if ev := nextEvent(t, events); ev.Type != "new" {
+		t.Errorf("event %+v", ev)
+	}
+	stop()
+}
+
+// TestVersionNegotiation: requests go out in version 1 unless the client
+// needs version 2, the gateway answers in the request's version, and a
+// gateway that refuses the version is reported in its own words.
+func TestVersionNegotiation(t *testing.T) {
+	_, c := newOpsServer(t)
+	for _, v := range []int{0, MinVersion, Version} {
+		cl := Client{Path: c.Path, V: v}
+		var st Stats
+		if err := cl.Call(context.Background(), OpConntrackStats, nil, &st); err != nil {
+			t.Errorf("version %d: %v", v, err)
+		}
+	}
+	// An older gateway: it speaks only version 1.
+	path := filepath.Join(t.TempDir(), "old.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // ends when ln is closed
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			bufio.NewReader(conn).ReadBytes('\n')
+			conn.Write([]byte(`{"v":1,"ok":false,"error":"unsupported protocol version 2 (this gateway speaks 1)"}` + "\n"))
+			conn.Close()
+		}
+	}()
+	err = Client{Path: path, V: Version}.Call(context.Background(), OpConntrackFlush, FlowFilter{Proto: "tcp"}, nil)
+	var re *RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Msg, "unsupported protocol version 2") {
+		t.Errorf("an older gateway's refusal: %v", err)
 	}
 }

@@ -72,34 +72,36 @@ func (f FlowFilter) compile() (flowMatch, error) {
 	return m, nil
 }
 
-// parseEndpointMatch accepts "", IP, IP/PREFIX or IP:PORT.
+// parseEndpointMatch accepts "", IP, IP/PREFIX or IP:PORT. IPv4-mapped
+// IPv6 addresses and prefixes stand for their IPv4 form, as the listing
+// shows IPv4 flows.
 func parseEndpointMatch(s string) (endpointMatch, error) {
 	var e endpointMatch
-	switch {
-	case s == "":
+	if s == "" {
 		return e, nil
-	case strings.Contains(s, "/"):
-		p, err := netip.ParsePrefix(s)
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s) // refuses zones
 		if err != nil {
 			return e, fmt.Errorf("%q is not IP/PREFIX", s)
 		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		e.prefix = p.Masked()
-	default:
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			e.prefix = netip.PrefixFrom(ap.Addr().Unmap(), ap.Addr().Unmap().BitLen())
-			e.port, e.hasPort = ap.Port(), true
-			return e, nil
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return e, fmt.Errorf("%q is not an IP, IP/PREFIX or IP:PORT", s)
-		}
-		a = a.Unmap()
-		e.prefix = netip.PrefixFrom(a, a.BitLen())
+		return e, nil
 	}
-	if e.prefix.Addr().Zone() != "" {
+	var a netip.Addr
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		a, e.port, e.hasPort = ap.Addr(), ap.Port(), true
+	} else if a, err = netip.ParseAddr(s); err != nil {
+		return e, fmt.Errorf("%q is not an IP, IP/PREFIX or IP:PORT", s)
+	}
+	if a.Zone() != "" {
 		return e, fmt.Errorf("%q: zones are not tracked", s)
 	}
+	a = a.Unmap()
+	e.prefix = netip.PrefixFrom(a, a.BitLen())
 	return e, nil
 }
 

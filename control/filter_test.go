@@ -35,6 +35,8 @@ func TestOpsListFilter(t *testing.T) {
 		{"none", FlowFilter{}, []string{"tcp", "udp"}},
 		{"proto", FlowFilter{Proto: "UDP"}, []string{"udp"}},
 		{"src address", FlowFilter{Src: "198.18.1.2"}, []string{"tcp"}},
+		{"src mapped address", FlowFilter{Src: "::ffff:198.18.1.2"}, []string{"tcp"}},
+		{"src mapped prefix", FlowFilter{Src: "::ffff:198.18.1.0/120"}, []string{"tcp"}},
 		{"src prefix v6", FlowFilter{Src: "2001:2::/32"}, []string{"udp"}},
 		{"src prefix misses", FlowFilter{Src: "198.18.3.0/24"}, nil},
 		{"dst address and port", FlowFilter{Dst: "198.18.2.2:80"}, []string{"tcp"}},
@@ -61,6 +63,9 @@ func TestOpsListFilter(t *testing.T) {
 		{FlowFilter{Proto: "sctp"}, "proto"},
 		{FlowFilter{Src: "198.18.1.2/40"}, "src"},
 		{FlowFilter{Dst: "nowhere"}, "dst"},
+		{FlowFilter{Src: "fe80::1%eth0"}, "zones"},
+		{FlowFilter{Src: "[fe80::1%eth0]:80"}, "zones"},
+		{FlowFilter{Src: "fe80::1%eth0/64"}, "src"},
 		{FlowFilter{State: "OPEN"}, "state"},
 		{map[string]string{"sauce": "x"}, "unknown field"},
 	} {

@@ -5,10 +5,19 @@ import (
 	"time"
 )
 
-// Version is the protocol version this package speaks. A server refuses
-// requests of any other version, so an old CLI against a new gateway (or the
-// reverse) fails with a clear message instead of misreading fields.
-const Version = 1
+// Version is the newest protocol version this package speaks and
+// MinVersion the oldest. A server refuses requests of other versions and
+// answers in the request's, so a CLI and a gateway of different ages fail
+// with a clear message instead of misreading fields. Version 2 added the
+// filters of conntrack.list and conntrack.flush and the conntrack.events
+// feed; a client sends 2 only for those, so a gateway that predates them
+// refuses the request rather than ignoring the filter (a filtered flush
+// would have flushed everything) while everything else still works
+// between versions.
+const (
+	Version    = 2
+	MinVersion = 1
+)
 
 // Operations of version 1.
 const (

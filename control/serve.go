@@ -2,7 +2,6 @@ package control
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,8 +26,9 @@ type Mux map[string]HandlerFunc
 type Stream func(emit func(v any) error) error
 
 // LiveStream is a Stream whose elements come as things happen (an event
-// feed): each is flushed to the client at once. It ends when its handler's
-// context does, which happens when the client goes away.
+// feed): each is flushed to the client at once, and emit(nil) sends a
+// keepalive (a newline, which JSON allows between elements), which fails
+// once the client has gone, so an idle feed learns of it too.
 type LiveStream func(emit func(v any) error) error
 
 // acceptBackoffMax bounds the pause after a failing Accept (EMFILE and the
@@ -92,41 +92,30 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, mux Mux) {
 	w := bufio.NewWriterSize(&deadlineWriter{c: c, d: s.opts.WriteTimeout}, 32<<10)
 	req, err := readRequest(c, s.opts.MaxRequest)
 	if err != nil {
-		writeResponse(w, nil, err)
+		writeResponse(w, MinVersion, nil, err)
 		return
 	}
 	h, ok := mux[req.Op]
 	if !ok {
-		writeResponse(w, nil, fmt.Errorf("unknown operation %q", req.Op))
+		writeResponse(w, req.V, nil, fmt.Errorf("unknown operation %q", req.Op))
 		return
 	}
-	// The request's context ends when the client goes away: clients send
-	// one request and then only read, so end of file or an error on the
-	// connection means it closed (the request's trailing newline may still
-	// be unread, and is skipped). A live stream ends on that even when
-	// nothing happens to write.
-	reqCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	_ = c.SetReadDeadline(time.Time{})
-	watched := make(chan struct{})
-	// Owned by serveConn: ends when c is closed, which the deferred
-	// function below does before waiting for it.
-	go func() {
-		defer close(watched)
-		defer cancel()
-		b := make([]byte, 64)
-		for {
-			n, err := c.Read(b)
-			if err != nil || len(bytes.TrimSpace(b[:n])) > 0 {
-				return
-			}
-		}
-	}()
-	defer func() { c.Close(); <-watched }()
-	data, err := s.call(reqCtx, h, req)
-	if err := writeResponse(w, data, err); err != nil && ctx.Err() == nil {
+	data, err := s.call(ctx, h, req)
+	if err := s.respond(w, req, data, err); err != nil && ctx.Err() == nil {
 		s.opts.Log.Debug("control response not delivered", "op", req.Op, "err", err.Error())
 	}
+}
+
+// respond writes the response, turning a panic in a stream into an
+// interrupted response, as call does for handlers.
+func (s *Server) respond(w *bufio.Writer, req *Request, data any, herr error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.opts.Log.Error("control stream panicked", "op", req.Op, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = errors.New("internal error")
+		}
+	}()
+	return writeResponse(w, req.V, data, herr)
 }
 
 // call runs h, turning a panic into an error: a bug in a listing must not
@@ -151,17 +140,18 @@ func readRequest(r io.Reader, max int) (*Request, error) {
 		}
 		return nil, fmt.Errorf("bad request: %w", err)
 	}
-	if req.V != Version {
-		return nil, fmt.Errorf("unsupported protocol version %d (this gateway speaks %d)", req.V, Version)
+	if req.V < MinVersion || req.V > Version {
+		return nil, fmt.Errorf("unsupported protocol version %d (this gateway speaks %d to %d)", req.V, MinVersion, Version)
 	}
 	return &req, nil
 }
 
-// writeResponse writes the response object; data comes last (a Stream is
-// written element by element) and an error interrupting a stream follows it.
-func writeResponse(w *bufio.Writer, data any, herr error) error {
+// writeResponse writes the response object in protocol version v; data
+// comes last (a Stream is written element by element) and an error
+// interrupting a stream follows it.
+func writeResponse(w *bufio.Writer, v int, data any, herr error) error {
 	if herr != nil {
-		b, err := json.Marshal(Response{V: Version, Error: herr.Error()})
+		b, err := json.Marshal(Response{V: v, Error: herr.Error()})
 		if err != nil {
 			return err
 		}
@@ -169,7 +159,7 @@ func writeResponse(w *bufio.Writer, data any, herr error) error {
 		w.WriteByte('\n')
 		return w.Flush()
 	}
-	fmt.Fprintf(w, `{"v":%d,"ok":true,"data":`, Version)
+	fmt.Fprintf(w, `{"v":%d,"ok":true,"data":`, v)
 	var serr error
 	switch st := data.(type) {
 	case Stream:
@@ -195,12 +185,17 @@ func writeResponse(w *bufio.Writer, data any, herr error) error {
 func writeStream(w *bufio.Writer, st Stream, live bool) error {
 	w.WriteByte('[')
 	if live {
-		if err := w.Flush(); err != nil { // the client learns the feed has started
-			return err
-		}
+		// The client learns the feed has started. A failure here shows
+		// again on the stream's first write; the stream still runs, so
+		// whatever it holds is released the same way.
+		_ = w.Flush()
 	}
 	n := 0
 	err := st(func(v any) error {
+		if v == nil && live {
+			w.WriteByte('\n')
+			return w.Flush()
+		}
 		b, err := json.Marshal(v)
 		if err != nil {
 			return err

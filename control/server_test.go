@@ -131,15 +131,15 @@ func TestRequestChecks(t *testing.T) {
 	_, path, _, _ := serve(t, echoMux, Options{MaxRequest: 1024})
 
 	big := fmt.Appendf(nil, `{"v":1,"op":"echo","args":{"x":%q}}`, strings.Repeat("a", 2000))
-	if r := rawCall(t, path, big); r.OK || !strings.Contains(r.Error, "larger than 1024 bytes") || r.V != Version {
+	if r := rawCall(t, path, big); r.OK || !strings.Contains(r.Error, "larger than 1024 bytes") || r.V != MinVersion {
 		t.Errorf("oversize request: %+v", r)
 	}
 	ok := fmt.Appendf(nil, `{"v":1,"op":"echo","args":{"x":%q}}`, strings.Repeat("a", 900))
 	if r := rawCall(t, path, ok); !r.OK {
 		t.Errorf("request under the limit refused: %+v", r)
 	}
-	if r := rawCall(t, path, []byte(`{"v":2,"op":"echo"}`)); r.OK || !strings.Contains(r.Error, "unsupported protocol version 2") {
-		t.Errorf("v2 request: %+v", r)
+	if r := rawCall(t, path, []byte(`{"v":3,"op":"echo"}`)); r.OK || !strings.Contains(r.Error, "unsupported protocol version 3") {
+		t.Errorf("v3 request: %+v", r)
 	}
 	if r := rawCall(t, path, []byte(`{"op":"echo"}`)); r.OK || !strings.Contains(r.Error, "version 0") {
 		t.Errorf("request without v: %+v", r)

@@ -63,7 +63,7 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	if sub != "list" && (*stats || *verbose) {
 		return usageErr("--stats and -v go with the listing")
 	}
-	if sub != "events" && sub != "-E" && (*count != 0 || *follow != 0) {
+	if sub != "events" && (*count != 0 || *follow != 0) {
 		return usageErr("--count and --for go with events")
 	}
 	if *count < 0 || *follow < 0 {
@@ -78,8 +78,13 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 		}
 	}
 	c := cf.client()
+	if filtered || sub == "events" {
+		// Filters and events came with protocol version 2: a gateway that
+		// predates them refuses the request instead of ignoring the filter.
+		c.V = control.Version
+	}
 	switch sub {
-	case "list", "-L":
+	case "list":
 		if *stats {
 			var st control.Stats
 			if err := c.Call(ctx, control.OpConntrackStats, nil, &st); err != nil {
@@ -92,21 +97,21 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 			return err
 		}
 		return listFlows(ctx, c, filter, cf.json, *verbose, out, errOut)
-	case "flush", "-F":
+	case "flush":
 		var res control.Flushed
 		if err := c.Call(ctx, control.OpConntrackFlush, filter, &res); err != nil {
 			return remoteFailure("conntrack flush", err)
 		}
 		fmt.Fprintf(errOut, "tungate: %d flow entries have been deleted.\n", res.Deleted)
 		return nil
-	case "events", "-E":
+	case "events":
 		if *follow > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, *follow)
 			defer cancel()
 		}
 		return followEvents(ctx, c, filter, cf.json, *count, out, errOut)
-	case "delete", "-D":
+	case "delete":
 		if *proto == "" || *src == "" || *dst == "" {
 			return usageErr("delete needs --proto, --src and --dst")
 		}
@@ -226,6 +231,10 @@ func followEvents(ctx context.Context, c control.Client, filter control.FlowFilt
 	if errors.Is(err, errEnough) || ctx.Err() != nil {
 		fmt.Fprintf(errOut, "tungate: %d flow events have been shown.\n", n)
 		return nil
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		// The gateway stopped: it closes feeds without finishing them.
+		return &exitError{1, fmt.Errorf("tungate conntrack events: the gateway closed the feed after %d flow events", n)}
 	}
 	if err != nil {
 		return remoteFailure("conntrack events", err)
