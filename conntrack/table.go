@@ -24,6 +24,16 @@ type Options struct {
 	// Now is the clock; nil means the real monotonic clock. Tests inject
 	// one to step through timeouts.
 	Now func() time.Time
+
+	// OnDestroy, when set, is called once for every entry that leaves the
+	// table, whatever the cause (expiry found by a lookup or the sweeper,
+	// Delete, eviction, a closed connection reopened or reset), with the
+	// flow's original-direction key and the reason. It is how the owner of
+	// per-flow state kept beside the table (which holds no pointers) learns
+	// that a flow is gone without walking the table, and unlike an event
+	// subscription it is never lossy. It runs synchronously with the flow's
+	// shard lock held: it must be quick and must not call the Table.
+	OnDestroy func(orig Key, why DestroyReason)
 }
 
 const (
@@ -81,6 +91,8 @@ type Table struct {
 	coarse atomic.Int64
 
 	ev eventHub
+
+	onDestroy func(orig Key, why DestroyReason) // Options.OnDestroy
 }
 
 // udpStreamAfter is Linux's stream_ts: a replied UDP flow becomes a stream
@@ -185,6 +197,7 @@ func New(cfg Config, opts Options) *Table {
 		maxHalfPerSrc: int32(max(1, min(cfg.MaxHalfOpenPerSource, math.MaxInt32))),
 		loose:         cfg.Loose,
 		nowFn:         opts.Now,
+		onDestroy:     opts.OnDestroy,
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
@@ -352,6 +365,9 @@ func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
 	e := s.at(slot)
 	if t.ev.active() {
 		t.ev.emit(t, EventDestroy, e, why, 0)
+	}
+	if t.onDestroy != nil {
+		t.onDestroy(e.key, why)
 	}
 	unreplied := e.flags&eSeenReply == 0
 	if l := listOf(e); l >= 0 {
