@@ -82,7 +82,7 @@ func FlowFrom(fi conntrack.FlowInfo, p *policy.Policy) Flow {
 
 func tupleFrom(k conntrack.Key, d conntrack.Dir, fi *conntrack.FlowInfo) Tuple {
 	t := Tuple{
-		Src: keyAddr(k.Src, k.Family), Dst: keyAddr(k.Dst, k.Family),
+		Src: k.SrcAddr(), Dst: k.DstAddr(),
 		SrcPort: k.SrcPort, DstPort: k.DstPort,
 		Packets: fi.Packets[d], Bytes: fi.Bytes[d],
 	}
@@ -91,13 +91,6 @@ func tupleFrom(k conntrack.Key, d conntrack.Dir, fi *conntrack.FlowInfo) Tuple {
 		t.Window = &Window{End: w.End, MaxEnd: w.MaxEnd, MaxWin: w.MaxWin, WScale: w.WScale, Liberal: w.Liberal}
 	}
 	return t
-}
-
-func keyAddr(b [16]byte, family uint8) netip.Addr {
-	if family == 4 {
-		return netip.AddrFrom4([4]byte(b[:4]))
-	}
-	return netip.AddrFrom16(b)
 }
 
 var protoNames = map[uint8]string{6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}

@@ -51,7 +51,7 @@ func FuzzDeleteArgs(f *testing.F) {
 		if k.Family != 4 && k.Family != 6 {
 			t.Fatalf("family %d", k.Family)
 		}
-		s, d := keyAddr(k.Src, k.Family), keyAddr(k.Dst, k.Family)
+		s, d := k.SrcAddr(), k.DstAddr()
 		if k.Family == 4 && ([12]byte(k.Src[4:]) != [12]byte{} || [12]byte(k.Dst[4:]) != [12]byte{}) {
 			t.Fatalf("IPv4 key with bytes past the address: %+v", k)
 		}
