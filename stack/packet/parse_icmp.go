@@ -102,10 +102,11 @@ func parseQuoted(q []byte, p *Parsed) DropReason {
 			qt.Seq = t.SequenceNumber()
 		}
 	case ProtoICMP, ProtoICMPv6:
-		// Only a quoted echo request can belong to a flow.
+		// Only a quoted echo request of the quote's own family can belong
+		// to a flow.
 		m := header.ICMPv4(l4)
-		if (k.Proto == ProtoICMP && m.Type() != header.ICMPv4Echo) ||
-			(k.Proto == ProtoICMPv6 && header.ICMPv6Type(m.Type()) != header.ICMPv6EchoRequest) {
+		if (k.Proto == ProtoICMP && (p.Family != 4 || m.Type() != header.ICMPv4Echo)) ||
+			(k.Proto == ProtoICMPv6 && (p.Family != 6 || header.ICMPv6Type(m.Type()) != header.ICMPv6EchoRequest)) {
 			return ReasonICMPQuote
 		}
 		k.SrcPort = m.Ident()

@@ -236,6 +236,7 @@ func TestParseDropReasons(t *testing.T) {
 		{"udp checksum", mod(udp4, func(b []byte) { b[27] ^= 0xff }), ReasonChecksum},
 		{"udp6 zero checksum", mod(udp6, func(b []byte) { b[46], b[47] = 0, 0 }), ReasonChecksum},
 		{"gre", mod(syn, func(b []byte) { b[9] = 47; fixIPv4(b) }), ReasonProto},
+		{"icmpv6 over ipv4", ipPkt(cli4, srv4, ProtoICMPv6, echoHdr(true, 1, 1, nil)), ReasonProto},
 		{"v6 fragment", mod(udp6, func(b []byte) { b[6] = ip6Fragment }), ReasonFragment},
 		{"v6 no next header", mod(udp6, func(b []byte) { b[6] = 59 }), ReasonProto},
 		{"v6 ext loop", v6ExtChain(20), ReasonExtHeader},
@@ -252,6 +253,7 @@ func TestParseDropReasons(t *testing.T) {
 		{"icmp error quoting ipv6", unreach(udp6), ReasonICMPQuote},
 		{"icmp error quoting an echo reply", unreach(ipPkt(cli4, srv4, ProtoICMP, mod(echoHdr(false, 1, 1, nil), func(b []byte) { b[0] = 0 }))), ReasonICMPQuote},
 		{"icmp error quoting an error", unreach(unreach(udp4)[:28]), ReasonICMPQuote},
+		{"icmp error quoting icmpv6 over ipv4", unreach(ipPkt(cli4, srv4, ProtoICMPv6, echoHdr(true, 1, 1, nil))), ReasonICMPQuote},
 		{"icmp error quoting gre", unreach(mod(udp4, func(b []byte) { b[9] = 47 })), ReasonICMPQuote},
 	}
 	for _, tc := range tests {

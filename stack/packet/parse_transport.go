@@ -23,6 +23,9 @@ func parseTransport(b []byte, p *Parsed) DropReason {
 		}
 		return parseICMP(l4, p, uint8(header.ICMPv4Echo), uint8(header.ICMPv4EchoReply))
 	case ProtoICMPv6:
+		if p.Family != 6 {
+			return ReasonProto
+		}
 		if len(l4) < header.ICMPv6MinimumSize {
 			return ReasonTransport
 		}
