@@ -21,6 +21,15 @@ func (k *Key) DstAddrPort() netip.AddrPort { return netip.AddrPortFrom(k.DstAddr
 // Reply is the key of the flow's other direction.
 func (k *Key) Reply() Key { return replyKey(k) }
 
+// Original is the original-direction key of the flow that a packet with
+// key k, travelling in dir (as Track reports it), belongs to.
+func (k *Key) Original(dir Dir) Key {
+	if dir == DirOriginal {
+		return *k
+	}
+	return replyKey(k)
+}
+
 // KeyFrom is the key of a packet of protocol proto from src to dst. Both
 // must be of one family; an IPv4-mapped IPv6 address counts as IPv6.
 func KeyFrom(proto uint8, src, dst netip.AddrPort) Key {

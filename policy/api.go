@@ -163,6 +163,24 @@ type Hit struct {
 	Audit bool
 }
 
+// Decided is the field the hit decided on: inspectors that do not set
+// Field report payload patterns.
+func (h *Hit) Decided() L7Field {
+	if h.Field == FieldNone && h.Pattern != "" {
+		return FieldPayload
+	}
+	return h.Field
+}
+
+// LogValue is what a log line shows for the hit: the pattern of a payload
+// hit, else the field's value.
+func (h *Hit) LogValue() string {
+	if (h.Field == FieldPayload || h.Value == "") && h.Pattern != "" {
+		return h.Pattern
+	}
+	return h.Value
+}
+
 // L7Field names a field an L7 rule decides on.
 type L7Field uint8
 

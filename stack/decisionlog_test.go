@@ -1,59 +1,16 @@
 package stack
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"log/slog"
-	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/stack/packet"
+	"github.com/tungate/tungate/stack/verdict"
+
 	"github.com/tungate/tungate/policy"
 )
-
-func TestDecisionLogRateLimit(t *testing.T) {
-	var out bytes.Buffer
-	var suppressed atomic.Uint64
-	now := time.Unix(1000, 0)
-	d := newDecisionLog(slog.New(slog.NewJSONHandler(&out, nil)), &suppressed, func() time.Time { return now })
-	d.setRate(2, 2)
-	rec := &decisionRecord{
-		rule: "r", action: "drop", proto: protoUDP,
-		src: netip.MustParseAddrPort("198.18.1.2:5000"), dst: netip.MustParseAddrPort("[2001:2:0:2::1]:53"),
-		reason: reasonRule,
-	}
-	for range 5 {
-		d.write(rec)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || suppressed.Load() != 3 {
-		t.Fatalf("after a burst of 5 at 2/s: %d lines, %d suppressed; want 2, 3", len(lines), suppressed.Load())
-	}
-	now = now.Add(time.Second)
-	for range 5 {
-		d.write(rec)
-	}
-	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 4 || suppressed.Load() != 6 {
-		t.Fatalf("one second later: %d lines, %d suppressed; want 4, 6", len(lines), suppressed.Load())
-	}
-	var m map[string]any
-	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
-		t.Fatalf("line is not JSON: %v", err)
-	}
-	want := map[string]string{"rule": "r", "action": "drop", "proto": "udp", "src": "198.18.1.2:5000", "dst": "[2001:2:0:2::1]:53", "reason": "rule"}
-	for k, v := range want {
-		if m[k] != v {
-			t.Errorf("%s = %v, want %s", k, m[k], v)
-		}
-	}
-	if _, ok := m["pattern"]; ok {
-		t.Errorf("pattern present on a non-payload decision")
-	}
-}
 
 func TestDecisionLogPolicy(t *testing.T) {
 	pol, err := policy.Compile(policy.Config{
@@ -68,7 +25,7 @@ func TestDecisionLogPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, harnessOpts{noRun: true, pol: pol})
-	var p parsed
+	var p packet.Parsed
 	h.s.hook(synPkt(cli4, srv4, 1, 80), &p)
 	if l := h.log.String(); l != "" {
 		t.Errorf("decisions=drops logged an allow: %s", l)
@@ -90,12 +47,12 @@ func TestSetPolicyKeepsEstablished(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.s.SetPolicy(denyAll)
-	var p parsed
-	if got := h.s.hook(pkt, &p); got != hookInject {
+	var p packet.Parsed
+	if got := h.s.hook(pkt, &p); got != verdict.Pass {
 		t.Errorf("established flow after reload: action %d, want inject", got)
 	}
-	other := ipPkt(cli4, srv4, protoUDP, udpHdr(40001, portUDPAllow, []byte("x")))
-	if got := h.s.hook(other, &p); got != hookDrop {
+	other := ipPkt(cli4, srv4, packet.ProtoUDP, udpHdr(40001, portUDPAllow, []byte("x")))
+	if got := h.s.hook(other, &p); got != verdict.Drop {
 		t.Errorf("new flow after reload to deny-all: action %d, want drop", got)
 	}
 }

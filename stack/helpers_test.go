@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/stack/packet"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
 	"github.com/tungate/tungate/tun"
@@ -98,13 +103,13 @@ type harnessOpts struct {
 	dialUDP func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error)
 	echo    Echoer
 	pol     *policy.Policy
+	clock   func() time.Time // the budgets' clock
 	noRun   bool
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	h := &harness{mem: tun.NewMemDevice(16), log: &syncBuffer{}}
-	h.ct = conntrack.New(conntrack.Config{}, conntrack.Options{})
 	if o.pol == nil {
 		o.pol = testPolicy(t, "all")
 	}
@@ -125,19 +130,20 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		}
 	}
 	s, err := New(Options{
-		MTU:       1500,
-		Devices:   []tun.Device{h.mem},
-		Conntrack: h.ct,
-		Policy:    o.pol,
-		Log:       slog.New(slog.NewJSONHandler(h.log, nil)),
-		DialTCP:   o.dialTCP,
-		DialUDP:   o.dialUDP,
-		Echoer:    o.echo,
+		MTU:     1500,
+		Devices: []tun.Device{h.mem},
+		Policy:  o.pol,
+		Log:     slog.New(slog.NewJSONHandler(h.log, nil)),
+		DialTCP: o.dialTCP,
+		DialUDP: o.dialUDP,
+		Echoer:  o.echo,
+		Clock:   o.clock,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.s = s
+	h.ct = s.Conntrack()
 	if o.noRun {
 		t.Cleanup(func() { s.gs.Destroy() })
 		return h
@@ -247,24 +253,53 @@ func echoHdr(v6 bool, id, seq uint16, payload []byte) []byte {
 	return b
 }
 
-// ipPkt wraps l4 in an IP header from src to dst and fills the transport
-// checksum.
+// ipPkt wraps l4 in an IP header from src to dst (TTL 64, DF on IPv4)
+// and fills the transport checksum.
 func ipPkt(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
-	family, ipLen := uint8(4), 20
+	family, ipLen := uint8(4), header.IPv4MinimumSize
 	if src.Is6() {
-		family, ipLen = 6, 40
+		family, ipLen = 6, header.IPv6MinimumSize
 	}
-	if proto == protoICMP && family == 6 {
-		proto = protoICMPv6
+	if proto == packet.ProtoICMP && family == 6 {
+		proto = packet.ProtoICMPv6
 	}
 	out := make([]byte, ipLen+len(l4))
-	putIPHeader(out, family, src.AsSlice(), dst.AsSlice(), proto, len(out))
+	s, d := tcpip.AddrFromSlice(src.AsSlice()), tcpip.AddrFromSlice(dst.AsSlice())
+	if family == 4 {
+		ip := header.IPv4(out)
+		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(out)), Flags: header.IPv4FlagDontFragment, TTL: 64, Protocol: proto, SrcAddr: s, DstAddr: d})
+		ip.SetChecksum(^ip.CalculateChecksum())
+	} else {
+		header.IPv6(out).Encode(&header.IPv6Fields{PayloadLength: uint16(len(l4)), TransportProtocol: tcpip.TransportProtocolNumber(proto), HopLimit: 64, SrcAddr: s, DstAddr: d})
+	}
 	copy(out[ipLen:], l4)
-	off := map[uint8]int{protoTCP: 16, protoUDP: 6, protoICMP: 2, protoICMPv6: 2}[proto]
-	setTransportChecksum(out, family, ipLen, off, proto)
+	fillChecksum(out, family, ipLen, proto)
 	return out
 }
 
+// fillChecksum computes the transport checksum of the segment at
+// pkt[l4:]: over the pseudo-header for TCP, UDP and ICMPv6, over the
+// message alone for ICMPv4.
+func fillChecksum(pkt []byte, family uint8, l4 int, proto uint8) {
+	off, ok := map[uint8]int{packet.ProtoTCP: 16, packet.ProtoUDP: 6, packet.ProtoICMP: 2, packet.ProtoICMPv6: 2}[proto]
+	if !ok {
+		return // an extension header: the caller fills the transport's
+	}
+	seg := pkt[l4:]
+	seg[off], seg[off+1] = 0, 0
+	var sum uint16
+	if proto != packet.ProtoICMP {
+		var src, dst []byte
+		if family == 4 {
+			src, dst = pkt[12:16], pkt[16:20]
+		} else {
+			src, dst = pkt[8:24], pkt[24:40]
+		}
+		sum = header.PseudoHeaderChecksum(tcpip.TransportProtocolNumber(proto), tcpip.AddrFromSlice(src), tcpip.AddrFromSlice(dst), uint16(len(seg)))
+	}
+	binary.BigEndian.PutUint16(seg[off:], ^checksum.Checksum(seg, sum))
+}
+
 func synPkt(src, dst netip.Addr, sport, dport uint16) []byte {
-	return ipPkt(src, dst, protoTCP, tcpHdr(sport, dport, 1000, 0, 0x02, nil))
+	return ipPkt(src, dst, packet.ProtoTCP, tcpHdr(sport, dport, 1000, 0, 0x02, nil))
 }

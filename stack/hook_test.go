@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tungate/tungate/stack/packet"
+	"github.com/tungate/tungate/stack/verdict"
+
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -43,15 +46,15 @@ func checkGVisorValid(t *testing.T, b []byte) {
 		src, dst, l4, proto = ip.SourceAddress(), ip.DestinationAddress(), ip.Payload(), ip.NextHeader()
 	}
 	switch proto {
-	case protoTCP:
+	case packet.ProtoTCP:
 		if !header.TCP(l4).IsChecksumValid(src, dst, 0, 0) {
 			t.Fatal("bad TCP checksum")
 		}
-	case protoICMP:
+	case packet.ProtoICMP:
 		if !onesSumOK(l4) {
 			t.Fatal("bad ICMP checksum")
 		}
-	case protoICMPv6:
+	case packet.ProtoICMPv6:
 		cs := header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: header.ICMPv6(l4[:8]), Src: src, Dst: dst, PayloadCsum: checksumOf(l4[8:]), PayloadLen: len(l4) - 8})
 		if cs != binary.BigEndian.Uint16(l4[2:]) {
 			t.Fatalf("bad ICMPv6 checksum: got %#x want %#x", binary.BigEndian.Uint16(l4[2:]), cs)
@@ -66,23 +69,23 @@ func TestRejectTCPReset(t *testing.T) {
 			h.mem.Inject(synPkt(fam.cli, fam.srv, 40000, portReject))
 			rst := h.next(t, nil)
 			checkGVisorValid(t, rst)
-			var p parsed
-			if r := parsePacket(rst, &p); r != reasonNone {
+			var p packet.Parsed
+			if r := packet.Parse(rst, &p); r != packet.ReasonNone {
 				t.Fatalf("reply does not parse: %v", r)
 			}
-			if got, want := addrOf(&p.ct.Key.Src, p.family), fam.srv; got != want {
+			if got, want := p.CT.Key.SrcAddr(), fam.srv; got != want {
 				t.Errorf("RST src = %v, want %v", got, want)
 			}
-			if got, want := addrOf(&p.ct.Key.Dst, p.family), fam.cli; got != want {
+			if got, want := p.CT.Key.DstAddr(), fam.cli; got != want {
 				t.Errorf("RST dst = %v, want %v", got, want)
 			}
-			if p.ct.Key.SrcPort != portReject || p.ct.Key.DstPort != 40000 {
-				t.Errorf("RST ports = %d->%d, want %d->40000", p.ct.Key.SrcPort, p.ct.Key.DstPort, portReject)
+			if p.CT.Key.SrcPort != portReject || p.CT.Key.DstPort != 40000 {
+				t.Errorf("RST ports = %d->%d, want %d->40000", p.CT.Key.SrcPort, p.CT.Key.DstPort, portReject)
 			}
-			if got, want := p.ct.TCPFlags, uint8(0x14); got != want {
+			if got, want := p.CT.TCPFlags, uint8(0x14); got != want {
 				t.Errorf("RST flags = %#x, want RST|ACK %#x", got, want)
 			}
-			if got, want := p.ct.Ack, uint32(1001); got != want {
+			if got, want := p.CT.Ack, uint32(1001); got != want {
 				t.Errorf("RST ack = %d, want seq+1 = %d", got, want)
 			}
 			if got := h.s.Stats().PolicyRejects; got != 1 {
@@ -107,34 +110,34 @@ func TestRejectUDPPortUnreachable(t *testing.T) {
 			if fam.cli.Is4() {
 				big = big[:100]
 			}
-			orig := ipPkt(fam.cli, fam.srv, protoUDP, udpHdr(40001, portUDPReject, big))
+			orig := ipPkt(fam.cli, fam.srv, packet.ProtoUDP, udpHdr(40001, portUDPReject, big))
 			h.mem.Inject(orig)
 			icmp := h.next(t, nil)
 			checkGVisorValid(t, icmp)
-			var p parsed
-			if r := parsePacket(icmp, &p); r != reasonNone {
+			var p packet.Parsed
+			if r := packet.Parse(icmp, &p); r != packet.ReasonNone {
 				t.Fatalf("reply does not parse: %v", r)
 			}
-			if !p.icmpErr {
-				t.Fatalf("reply is not an ICMP error: type %d", p.ct.ICMPType)
+			if !p.ICMPErr {
+				t.Fatalf("reply is not an ICMP error: type %d", p.CT.ICMPType)
 			}
 			wantType, wantCode, quote := uint8(3), uint8(3), orig[:28]
 			if fam.cli.Is6() {
-				wantType, wantCode, quote = 1, 4, orig[:ipv6MinMTU-48]
+				wantType, wantCode, quote = 1, 4, orig[:packet.IPv6MinMTU-48]
 			}
-			if p.ct.ICMPType != wantType || p.ct.ICMPCode != wantCode {
-				t.Errorf("type/code = %d/%d, want %d/%d", p.ct.ICMPType, p.ct.ICMPCode, wantType, wantCode)
+			if p.CT.ICMPType != wantType || p.CT.ICMPCode != wantCode {
+				t.Errorf("type/code = %d/%d, want %d/%d", p.CT.ICMPType, p.CT.ICMPCode, wantType, wantCode)
 			}
-			if got := icmp[p.l4+8:]; !bytes.Equal(got, quote) {
+			if got := icmp[p.L4+8:]; !bytes.Equal(got, quote) {
 				t.Errorf("quoted %d bytes, want the first %d of the offending packet", len(got), len(quote))
 			}
-			if len(icmp) > ipv6MinMTU {
-				t.Errorf("ICMP error is %d bytes, more than %d", len(icmp), ipv6MinMTU)
+			if len(icmp) > packet.IPv6MinMTU {
+				t.Errorf("ICMP error is %d bytes, more than %d", len(icmp), packet.IPv6MinMTU)
 			}
-			var op parsed
-			parsePacket(orig, &op)
-			if p.quote.Key != op.ct.Key {
-				t.Errorf("quoted key %+v, want %+v", p.quote.Key, op.ct.Key)
+			var op packet.Parsed
+			packet.Parse(orig, &op)
+			if p.Quote.Key != op.CT.Key {
+				t.Errorf("quoted key %+v, want %+v", p.Quote.Key, op.CT.Key)
 			}
 		})
 	}
@@ -142,13 +145,13 @@ func TestRejectUDPPortUnreachable(t *testing.T) {
 
 func TestDropAndInvalid(t *testing.T) {
 	h := newHarness(t, harnessOpts{noRun: true})
-	var p parsed
-	if got := h.s.hook(synPkt(cli4, srv4, 40000, portDrop), &p); got != hookDrop {
+	var p packet.Parsed
+	if got := h.s.hook(synPkt(cli4, srv4, 40000, portDrop), &p); got != verdict.Drop {
 		t.Errorf("SYN to dropped port: got action %d, want drop", got)
 	}
 	// An ACK with no flow is INVALID and must not create one.
-	ack := ipPkt(cli4, srv4, protoTCP, tcpHdr(40000, portAllow, 1, 1, 0x10, nil))
-	if got := h.s.hook(ack, &p); got != hookDrop {
+	ack := ipPkt(cli4, srv4, packet.ProtoTCP, tcpHdr(40000, portAllow, 1, 1, 0x10, nil))
+	if got := h.s.hook(ack, &p); got != verdict.Drop {
 		t.Errorf("stray ACK: got action %d, want drop", got)
 	}
 	st := h.s.Stats()
@@ -168,35 +171,35 @@ func TestMalformedCounted(t *testing.T) {
 		cs := header.IPv4(b).CalculateChecksum()
 		binary.BigEndian.PutUint16(b[10:], ^cs)
 	}
-	udp6 := ipPkt(cli6, srv6, protoUDP, udpHdr(1, 53, []byte("q")))
+	udp6 := ipPkt(cli6, srv6, packet.ProtoUDP, udpHdr(1, 53, []byte("q")))
 	tests := []struct {
 		name string
 		pkt  []byte
-		want dropReason
+		want packet.DropReason
 	}{
-		{"empty", nil, reasonShort},
-		{"short v4", syn[:10], reasonShort},
-		{"version 5", mod(syn, func(b []byte) { b[0] = 0x55 }), reasonVersion},
-		{"ihl 4", mod(syn, func(b []byte) { b[0] = 0x44 }), reasonIPHeader},
-		{"total length beyond buffer", mod(syn, func(b []byte) { b[3] = 200; fixIP(b) }), reasonIPHeader},
-		{"ip checksum", mod(syn, func(b []byte) { b[10] ^= 0xff }), reasonIPChecksum},
-		{"fragment", mod(syn, func(b []byte) { b[6] = 0x20; fixIP(b) }), reasonFragment},
-		{"tcp checksum", mod(syn, func(b []byte) { b[36] ^= 0xff }), reasonChecksum},
-		{"tcp data offset", mod(syn, func(b []byte) { b[32] = 0x40 }), reasonTransport},
-		{"udp length", mod(udp6, func(b []byte) { b[45] = 200 }), reasonTransport},
-		{"udp6 zero checksum", mod(udp6, func(b []byte) { b[46], b[47] = 0, 0 }), reasonChecksum},
-		{"gre", mod(syn, func(b []byte) { b[9] = 47; fixIP(b) }), reasonProto},
-		{"v6 fragment", mod(udp6, func(b []byte) { b[6] = ip6Fragment }), reasonFragment},
-		{"v6 ext loop", v6ExtChain(20), reasonExtHeader},
-		{"icmp timestamp", ipPkt(cli4, srv4, protoICMP, mod(echoHdr(false, 1, 1, nil), func(b []byte) { b[0] = 13 })), reasonICMPType},
-		{"icmp error quoting junk", ipPkt(cli4, srv4, protoICMP, []byte{3, 3, 0, 0, 0, 0, 0, 0, 1, 2, 3}), reasonICMPQuote},
+		{"empty", nil, packet.ReasonShort},
+		{"short v4", syn[:10], packet.ReasonShort},
+		{"version 5", mod(syn, func(b []byte) { b[0] = 0x55 }), packet.ReasonVersion},
+		{"ihl 4", mod(syn, func(b []byte) { b[0] = 0x44 }), packet.ReasonIPHeader},
+		{"total length beyond buffer", mod(syn, func(b []byte) { b[3] = 200; fixIP(b) }), packet.ReasonIPHeader},
+		{"ip checksum", mod(syn, func(b []byte) { b[10] ^= 0xff }), packet.ReasonIPChecksum},
+		{"fragment", mod(syn, func(b []byte) { b[6] = 0x20; fixIP(b) }), packet.ReasonFragment},
+		{"tcp checksum", mod(syn, func(b []byte) { b[36] ^= 0xff }), packet.ReasonChecksum},
+		{"tcp data offset", mod(syn, func(b []byte) { b[32] = 0x40 }), packet.ReasonTransport},
+		{"udp length", mod(udp6, func(b []byte) { b[45] = 200 }), packet.ReasonTransport},
+		{"udp6 zero checksum", mod(udp6, func(b []byte) { b[46], b[47] = 0, 0 }), packet.ReasonChecksum},
+		{"gre", mod(syn, func(b []byte) { b[9] = 47; fixIP(b) }), packet.ReasonProto},
+		{"v6 fragment", mod(udp6, func(b []byte) { b[6] = byte(header.IPv6FragmentExtHdrIdentifier) }), packet.ReasonFragment},
+		{"v6 ext loop", v6ExtChain(20), packet.ReasonExtHeader},
+		{"icmp timestamp", ipPkt(cli4, srv4, packet.ProtoICMP, mod(echoHdr(false, 1, 1, nil), func(b []byte) { b[0] = 13 })), packet.ReasonICMPType},
+		{"icmp error quoting junk", ipPkt(cli4, srv4, packet.ProtoICMP, []byte{3, 3, 0, 0, 0, 0, 0, 0, 1, 2, 3}), packet.ReasonICMPQuote},
 	}
 	h := newHarness(t, harnessOpts{noRun: true})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := h.s.Stats().Malformed[tc.want.String()]
-			var p parsed
-			if got := h.s.hook(tc.pkt, &p); got != hookDrop {
+			var p packet.Parsed
+			if got := h.s.hook(tc.pkt, &p); got != verdict.Drop {
 				t.Errorf("action = %d, want drop", got)
 			}
 			if got := h.s.Stats().Malformed[tc.want.String()] - before; got != 1 {
@@ -211,17 +214,15 @@ func v6ExtChain(n int) []byte {
 	udp := udpHdr(1, 53, []byte("q"))
 	ext := make([]byte, 0, n*8+len(udp))
 	for i := range n {
-		next := byte(ip6DestOpts)
+		next := byte(header.IPv6DestinationOptionsExtHdrIdentifier)
 		if i == n-1 {
-			next = protoUDP
+			next = packet.ProtoUDP
 		}
 		ext = append(ext, next, 0, 1, 4, 0, 0, 0, 0) // PadN option
 	}
 	ext = append(ext, udp...)
-	b := make([]byte, 40+len(ext))
-	putIPHeader(b, 6, cli6.AsSlice(), srv6.AsSlice(), ip6DestOpts, len(b))
-	copy(b[40:], ext)
-	setTransportChecksum(b, 6, 40+n*8, 6, protoUDP)
+	b := ipPkt(cli6, srv6, uint8(header.IPv6DestinationOptionsExtHdrIdentifier), ext)
+	fillChecksum(b, 6, 40+n*8, packet.ProtoUDP)
 	return b
 }
 
@@ -241,28 +242,28 @@ func TestEchoForwarded(t *testing.T) {
 			}}
 			h := newHarness(t, harnessOpts{echo: echo})
 			payload := []byte("abcdefgh-ping")
-			h.mem.Inject(ipPkt(fam.cli, fam.srv, protoICMP, echoHdr(fam.cli.Is6(), 0x4242, 1, payload)))
+			h.mem.Inject(ipPkt(fam.cli, fam.srv, packet.ProtoICMP, echoHdr(fam.cli.Is6(), 0x4242, 1, payload)))
 			<-failed
-			h.mem.Inject(ipPkt(fam.cli, fam.srv, protoICMP, echoHdr(fam.cli.Is6(), 0x4242, 2, payload)))
+			h.mem.Inject(ipPkt(fam.cli, fam.srv, packet.ProtoICMP, echoHdr(fam.cli.Is6(), 0x4242, 2, payload)))
 			rep := h.next(t, nil)
 			checkGVisorValid(t, rep)
-			var p parsed
-			if r := parsePacket(rep, &p); r != reasonNone {
+			var p packet.Parsed
+			if r := packet.Parse(rep, &p); r != packet.ReasonNone {
 				t.Fatalf("echo reply does not parse: %v", r)
 			}
 			wantType := uint8(0)
 			if fam.cli.Is6() {
 				wantType = 129
 			}
-			seq := binary.BigEndian.Uint16(rep[p.l4+6:])
-			if p.ct.ICMPType != wantType || seq != 2 || p.ct.Key.SrcPort != 0x4242 {
-				t.Errorf("reply type %d seq %d id %#x; want type %d seq 2 id 0x4242 (seq 1 had no reply)", p.ct.ICMPType, seq, p.ct.Key.SrcPort, wantType)
+			seq := binary.BigEndian.Uint16(rep[p.L4+6:])
+			if p.CT.ICMPType != wantType || seq != 2 || p.CT.Key.SrcPort != 0x4242 {
+				t.Errorf("reply type %d seq %d id %#x; want type %d seq 2 id 0x4242 (seq 1 had no reply)", p.CT.ICMPType, seq, p.CT.Key.SrcPort, wantType)
 			}
-			if addrOf(&p.ct.Key.Src, p.family) != fam.srv || addrOf(&p.ct.Key.Dst, p.family) != fam.cli {
-				t.Errorf("reply %v -> %v, want %v -> %v", addrOf(&p.ct.Key.Src, p.family), addrOf(&p.ct.Key.Dst, p.family), fam.srv, fam.cli)
+			if p.CT.Key.SrcAddr() != fam.srv || p.CT.Key.DstAddr() != fam.cli {
+				t.Errorf("reply %v -> %v, want %v -> %v", p.CT.Key.SrcAddr(), p.CT.Key.DstAddr(), fam.srv, fam.cli)
 			}
-			if !bytes.Equal(rep[p.payload:], payload) {
-				t.Errorf("reply payload %q, want %q", rep[p.payload:], payload)
+			if !bytes.Equal(rep[p.Payload:], payload) {
+				t.Errorf("reply payload %q, want %q", rep[p.Payload:], payload)
 			}
 			if st := h.s.Stats(); st.EchoForwarded != 2 || st.EchoReplies != 1 {
 				t.Errorf("EchoForwarded, EchoReplies = %d, %d; want 2, 1", st.EchoForwarded, st.EchoReplies)
@@ -275,12 +276,12 @@ func TestEchoForwarded(t *testing.T) {
 // flow and a packet of it.
 func establishedUDP(t testing.TB) (*harness, []byte) {
 	h := newHarness(t, harnessOpts{noRun: true})
-	pkt := ipPkt(cli4, srv4, protoUDP, udpHdr(40000, portUDPAllow, bytes.Repeat([]byte("d"), 512)))
-	var p parsed
-	if got := h.s.hook(pkt, &p); got != hookInject {
+	pkt := ipPkt(cli4, srv4, packet.ProtoUDP, udpHdr(40000, portUDPAllow, bytes.Repeat([]byte("d"), 512)))
+	var p packet.Parsed
+	if got := h.s.hook(pkt, &p); got != verdict.Pass {
 		t.Fatalf("first packet: action %d, want inject", got)
 	}
-	if got := h.s.hook(pkt, &p); got != hookInject {
+	if got := h.s.hook(pkt, &p); got != verdict.Pass {
 		t.Fatalf("second packet: action %d, want inject", got)
 	}
 	return h, pkt
@@ -288,9 +289,9 @@ func establishedUDP(t testing.TB) (*harness, []byte) {
 
 func TestHookEstablishedNoAllocs(t *testing.T) {
 	h, pkt := establishedUDP(t)
-	var p parsed
+	var p packet.Parsed
 	allocs := testing.AllocsPerRun(1000, func() {
-		if h.s.hook(pkt, &p) != hookInject {
+		if h.s.hook(pkt, &p) != verdict.Pass {
 			t.Fatal("established packet not injected")
 		}
 	})
@@ -301,7 +302,7 @@ func TestHookEstablishedNoAllocs(t *testing.T) {
 
 func BenchmarkHookEstablished(b *testing.B) {
 	h, pkt := establishedUDP(b)
-	var p parsed
+	var p packet.Parsed
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pkt)))
 	for b.Loop() {
@@ -328,7 +329,7 @@ func onesSumOK(b []byte) bool { return checksumOf(b) == 0xffff }
 
 func TestTrackOutboundNoAllocs(t *testing.T) {
 	h, _ := establishedUDP(t)
-	reply := ipPkt(srv4, cli4, protoUDP, udpHdr(portUDPAllow, 40000, []byte("answer")))
+	reply := ipPkt(srv4, cli4, packet.ProtoUDP, udpHdr(portUDPAllow, 40000, []byte("answer")))
 	allocs := testing.AllocsPerRun(1000, func() {
 		if _, ok := h.s.trackOutbound(reply); !ok {
 			t.Fatal("reply not passed")
@@ -338,7 +339,7 @@ func TestTrackOutboundNoAllocs(t *testing.T) {
 		t.Errorf("trackOutbound allocates %.1f times per packet, want 0", allocs)
 	}
 	// gVisor's own neighbour discovery must not reach the TUN.
-	ns := ipPkt(cli6, srv6, protoICMP, []byte{135, 0, 0, 0, 0, 0, 0, 0})
+	ns := ipPkt(cli6, srv6, packet.ProtoICMP, []byte{135, 0, 0, 0, 0, 0, 0, 0})
 	if _, ok := h.s.trackOutbound(ns); ok {
 		t.Error("neighbour solicitation passed to the TUN")
 	}

@@ -3,6 +3,7 @@ package stack
 import (
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
+	"github.com/tungate/tungate/stack/verdict"
 )
 
 // The control socket lists flows and rule counters of a running gateway;
@@ -15,3 +16,11 @@ func (s *Stack) Conntrack() *conntrack.Table { return s.ct }
 // Policy returns the policy currently deciding new flows (the last one
 // given to New or SetPolicy).
 func (s *Stack) Policy() *policy.Policy { return s.pol.Load() }
+
+// FlowL7 returns what inspection recorded about the flow whose
+// original-direction key is k (as conntrack.FlowInfo.Orig), for the
+// control socket's listing.
+func (s *Stack) FlowL7(k conntrack.Key) (L7Info, bool) { return s.apply.FlowL7(k) }
+
+// L7Info is what inspection learned about one flow.
+type L7Info = verdict.L7Info

@@ -6,6 +6,9 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 
+	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/stack/packet"
+
 	"io"
 	"net"
 	"net/netip"
@@ -149,7 +152,7 @@ func flowKey(proto uint8, local, remote net.Addr) (k [2]netip.AddrPort) {
 func (pl *l7Pipeline) info(t *testing.T, proto uint8, local, remote net.Addr) (L7Info, bool) {
 	t.Helper()
 	k := flowKey(proto, local, remote)
-	return pl.h.s.FlowL7(keyOf(proto, netip.AddrPortFrom(k[0].Addr().Unmap(), k[0].Port()), netip.AddrPortFrom(k[1].Addr().Unmap(), k[1].Port())))
+	return pl.h.s.FlowL7(conntrack.KeyFrom(proto, netip.AddrPortFrom(k[0].Addr().Unmap(), k[0].Port()), netip.AddrPortFrom(k[1].Addr().Unmap(), k[1].Port())))
 }
 
 // isRST recognises a reset as gVisor's client endpoints report it.
@@ -183,7 +186,7 @@ func TestPendingSNI(t *testing.T) {
 			if log := pl.h.log.String(); !strings.Contains(log, `"rule":"block-sni","action":"reject"`) || !strings.Contains(log, `"reason":"l7"`) {
 				t.Errorf("decision line lacks rule/action/reason:\n%s", log)
 			}
-			info, ok := pl.info(t, protoTCP, local, remote)
+			info, ok := pl.info(t, packet.ProtoTCP, local, remote)
 			if !ok || info.SNI != "www.blocked.example" || info.Rule != "block-sni" || info.Action != "reject" {
 				t.Errorf("FlowL7 = %+v, %v; want sni www.blocked.example by block-sni/reject", info, ok)
 			}
@@ -278,7 +281,7 @@ func TestHTTPPipelinedSecondRequestRefused(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("upstream connection did not end")
 			}
-			info, ok := pl.info(t, protoTCP, local, remote)
+			info, ok := pl.info(t, packet.ProtoTCP, local, remote)
 			if !ok || info.HTTPHost != "blocked.example" || info.Action != "reject" {
 				t.Errorf("FlowL7 = %+v, %v; want the refused host", info, ok)
 			}
@@ -435,7 +438,7 @@ func TestDNSPerQuery(t *testing.T) {
 			if got, err := exchange(allowed); err != nil || !bytes.Equal(got, allowed) {
 				t.Fatalf("allowed query after the others: %v", err)
 			}
-			info, ok := pl.info(t, protoUDP, c.LocalAddr(), c.RemoteAddr())
+			info, ok := pl.info(t, packet.ProtoUDP, c.LocalAddr(), c.RemoteAddr())
 			if !ok || info.DNSQName != "dropped.example" || info.Rule != "drop-dropped" {
 				t.Errorf("FlowL7 = %+v, %v; want the latest refused name", info, ok)
 			}
@@ -501,60 +504,5 @@ func TestDNSOverTCP(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("upstream connection did not end")
-	}
-}
-
-func TestL7TablePrune(t *testing.T) {
-	tb := newL7Table()
-	h := newHarness(t, harnessOpts{noRun: true})
-	k := keyOf(protoUDP, netip.AddrPortFrom(cli4, 1000), netip.AddrPortFrom(srv4, 53))
-	tb.record(k, policy.FieldDNSQName, "x.example", "r", "drop")
-	if info, ok := tb.get(k); !ok || info.DNSQName != "x.example" {
-		t.Fatalf("get = %+v, %v", info, ok)
-	}
-	tb.start(k)
-	tb.prune(h.ct, time.Now().Add(2*l7Age))
-	if tb.len() != 1 {
-		t.Fatal("a flow with a running handler was pruned")
-	}
-	tb.stop(k)
-	tb.prune(h.ct, time.Now().Add(2*l7Age))
-	if tb.len() != 0 {
-		t.Fatal("a flow conntrack does not have was kept")
-	}
-	// An empty record goes with its handler.
-	tb.start(k)
-	tb.stop(k)
-	if tb.len() != 0 {
-		t.Fatal("empty entry kept after its handler")
-	}
-	for i := range maxL7Flows + 10 {
-		kk := keyOf(protoUDP, netip.AddrPortFrom(cli4, uint16(i)), netip.AddrPortFrom(srv4, uint16(i>>16)+1))
-		tb.record(kk, policy.FieldSNI, "a", "", "")
-	}
-	if tb.len() != maxL7Flows {
-		t.Fatalf("table holds %d entries, bound %d", tb.len(), maxL7Flows)
-	}
-	if tb.keepDNS(k, armedFlow{at: time.Now()}) {
-		t.Error("keepDNS succeeded on a full table")
-	}
-}
-
-func TestDNSDecideAllocs(t *testing.T) {
-	h := newHarness(t, harnessOpts{noRun: true, pol: l7Policy(t, "drops")})
-	key := keyOf(protoUDP, netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, portDNS))
-	f := h.s.flowOfKey(&key, key.Family)
-	pol := h.s.pol.Load()
-	v := pol.Decide(&f)
-	if !v.Pending {
-		t.Fatalf("verdict %v, want pending on dns.qname", v)
-	}
-	d := h.s.newDNSFlow(key, armedFlow{pol: pol, v: v})
-	q := dnsQuery(t, 1, "www.allowed.example.")
-	if act, _ := d.decide(q); act != dnsForward {
-		t.Fatalf("allowed query: act %d", act)
-	}
-	if n := testing.AllocsPerRun(100, func() { d.decide(q) }); n != 0 {
-		t.Errorf("an allowed query allocates %.1f times", n)
 	}
 }

@@ -25,9 +25,10 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"fmt"
+	"slices"
+
 	"github.com/tungate/tungate/policy"
 	"github.com/tungate/tungate/tun"
-	"slices"
 )
 
 // clientStack is a second gVisor stack playing the clients behind the
@@ -527,10 +528,7 @@ func TestPipelineDecideOnce(t *testing.T) {
 	if st := pl.h.s.Stats(); st.PayloadHits != 1 || st.AuditHits != 1 || st.NewFlows != 2 {
 		t.Errorf("PayloadHits %d, AuditHits %d, NewFlows %d; want 1, 1, 2", st.PayloadHits, st.AuditHits, st.NewFlows)
 	}
-	pl.h.s.flowReg.mu.Lock()
-	n := len(pl.h.s.flowReg.armed)
-	pl.h.s.flowReg.mu.Unlock()
-	if n != 0 {
+	if n := pl.h.s.flows.Kept(); n != 0 {
 		t.Errorf("%d kept verdicts left after the handlers ran", n)
 	}
 }

@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/stack/decisionlog"
+	"github.com/tungate/tungate/stack/packet"
+	"github.com/tungate/tungate/stack/verdict"
+
 	"github.com/tungate/tungate/internal/units"
 	"github.com/tungate/tungate/policy"
 )
@@ -70,7 +74,7 @@ func udpPkt(src netip.Addr, sport, dport uint16) []byte {
 	if src.Is6() {
 		dst = srv6
 	}
-	return ipPkt(src, dst, protoUDP, udpHdr(sport, dport, []byte("payload")))
+	return ipPkt(src, dst, packet.ProtoUDP, udpHdr(sport, dport, []byte("payload")))
 }
 
 func TestAuditLogged(t *testing.T) {
@@ -81,8 +85,8 @@ func TestAuditLogged(t *testing.T) {
 		},
 	})
 	h := newHarness(t, harnessOpts{noRun: true, pol: pol})
-	var p parsed
-	if got := h.s.hook(synPkt(cli4, srv4, 40000, 22), &p); got != hookInject {
+	var p packet.Parsed
+	if got := h.s.hook(synPkt(cli4, srv4, 40000, 22), &p); got != verdict.Pass {
 		t.Fatalf("SYN under an audit rule: action %d, want inject", got)
 	}
 	if !hasDecision(t, h, map[string]string{"rule": "audit-block", "action": "would-drop", "reason": "audit"}) {
@@ -100,7 +104,7 @@ func TestAuditLogged(t *testing.T) {
 	// would-drop by "default".
 	pol = compile(t, policy.Config{Defaults: policy.Defaults{Policy: "drop", Mode: "audit"}})
 	h = newHarness(t, harnessOpts{noRun: true, pol: pol})
-	if got := h.s.hook(udpPkt(cli4, 40000, 9999), &p); got != hookInject {
+	if got := h.s.hook(udpPkt(cli4, 40000, 9999), &p); got != verdict.Pass {
 		t.Fatalf("default drop in audit mode: action %d, want inject", got)
 	}
 	if !hasDecision(t, h, map[string]string{"rule": "default", "action": "would-drop", "reason": "audit"}) {
@@ -128,29 +132,29 @@ func banPolicy(t testing.TB) *policy.Policy {
 
 func TestAddToFlushesFlows(t *testing.T) {
 	h := newHarness(t, harnessOpts{noRun: true, pol: banPolicy(t)})
-	var p parsed
+	var p packet.Parsed
 	for _, src := range []netip.Addr{cli4, netip.MustParseAddr("198.18.1.3")} {
-		if got := h.s.hook(udpPkt(src, 40000, 53), &p); got != hookInject {
+		if got := h.s.hook(udpPkt(src, 40000, 53), &p); got != verdict.Pass {
 			t.Fatalf("dns from %v: action %d, want inject", src, got)
 		}
 	}
 	if h.ct.Len() != 2 {
 		t.Fatalf("%d flows tracked, want 2", h.ct.Len())
 	}
-	if got := h.s.hook(synPkt(cli4, srv4, 40001, 2222), &p); got != hookDrop {
+	if got := h.s.hook(synPkt(cli4, srv4, 40001, 2222), &p); got != verdict.Drop {
 		t.Fatalf("SYN to the trip port: action %d, want drop", got)
 	}
-	h.s.flushNow()
+	h.s.apply.Flush()
 	if st := h.s.Stats(); st.FlowsFlushed != 1 || h.ct.Len() != 1 {
 		t.Errorf("after flush: FlowsFlushed %d, %d flows; want 1, 1 (the other source's flow stays)", st.FlowsFlushed, h.ct.Len())
 	}
-	if got := h.s.hook(udpPkt(cli4, 40000, 53), &p); got != hookDrop {
+	if got := h.s.hook(udpPkt(cli4, 40000, 53), &p); got != verdict.Drop {
 		t.Errorf("banned source's dns: action %d, want drop", got)
 	}
 	if !hasDecision(t, h, map[string]string{"rule": "banned", "action": "drop", "src": "198.18.1.2:40000"}) {
 		t.Errorf("no drop by the ban rule in %s", h.log.String())
 	}
-	if got := h.s.hook(udpPkt(netip.MustParseAddr("198.18.1.3"), 40000, 53), &p); got != hookInject {
+	if got := h.s.hook(udpPkt(netip.MustParseAddr("198.18.1.3"), 40000, 53), &p); got != verdict.Pass {
 		t.Errorf("other source's dns after the ban: action %d, want inject", got)
 	}
 }
@@ -170,12 +174,12 @@ func TestLimitThroughHook(t *testing.T) {
 				}},
 			})
 			h := newHarness(t, harnessOpts{noRun: true, pol: pol})
-			var p parsed
-			var got []hookAction
+			var p packet.Parsed
+			var got []verdict.Outcome
 			for i := range 4 {
 				got = append(got, h.s.hook(synPkt(cli4, srv4, uint16(41000+i), 22), &p))
 			}
-			want := []hookAction{hookInject, hookInject, hookDrop, hookDrop}
+			want := []verdict.Outcome{verdict.Pass, verdict.Pass, verdict.Drop, verdict.Drop}
 			for i := range want {
 				if got[i] != want[i] {
 					t.Fatalf("SYNs within and beyond a burst of 2: actions %v, want %v", got, want)
@@ -183,7 +187,7 @@ func TestLimitThroughHook(t *testing.T) {
 			}
 			// A retransmitted SYN of an allowed flow is established: it
 			// takes no token and passes.
-			if a := h.s.hook(synPkt(cli4, srv4, 41000, 22), &p); a != hookInject {
+			if a := h.s.hook(synPkt(cli4, srv4, 41000, 22), &p); a != verdict.Pass {
 				t.Errorf("retransmitted SYN of an allowed flow: action %d, want inject", a)
 			}
 			if match == "over" && pol.Counters()[0].Flows != 2 {
@@ -201,9 +205,9 @@ func TestCtStateInvalidRule(t *testing.T) {
 		},
 	})
 	h := newHarness(t, harnessOpts{noRun: true, pol: pol})
-	var p parsed
-	ack := ipPkt(cli4, srv4, protoTCP, tcpHdr(40000, 80, 1, 1, 0x10, nil))
-	if got := h.s.hook(ack, &p); got != hookRejectTCP {
+	var p packet.Parsed
+	ack := ipPkt(cli4, srv4, packet.ProtoTCP, tcpHdr(40000, 80, 1, 1, 0x10, nil))
+	if got := h.s.hook(ack, &p); got != verdict.RejectTCP {
 		t.Errorf("stray ACK with a ct_state invalid reject rule: action %d, want RST", got)
 	}
 	if !hasDecision(t, h, map[string]string{"rule": "invalid-tcp", "action": "reject", "reason": "invalid"}) {
@@ -214,12 +218,12 @@ func TestCtStateInvalidRule(t *testing.T) {
 	}
 	// A UDP packet conntrack calls invalid (an echo reply without a
 	// request) gets defaults.invalid: no rule for it.
-	reply := ipPkt(srv4, cli4, protoICMP, func() []byte { b := echoHdr(false, 1, 1, nil); b[0] = 0; return b }())
-	if got := h.s.hook(reply, &p); got != hookDrop {
+	reply := ipPkt(srv4, cli4, packet.ProtoICMP, func() []byte { b := echoHdr(false, 1, 1, nil); b[0] = 0; return b }())
+	if got := h.s.hook(reply, &p); got != verdict.Drop {
 		t.Errorf("stray echo reply: action %d, want drop", got)
 	}
 	// The new flow is still decided as new: the invalid rule does not match.
-	if got := h.s.hook(synPkt(cli4, srv4, 40001, 80), &p); got != hookInject {
+	if got := h.s.hook(synPkt(cli4, srv4, 40001, 80), &p); got != verdict.Pass {
 		t.Errorf("SYN to the web port: action %d, want inject", got)
 	}
 }
@@ -232,27 +236,28 @@ func TestSourceCountReachesPolicy(t *testing.T) {
 		},
 	})
 	h := newHarness(t, harnessOpts{noRun: true, pol: pol})
-	fc := &fakeSourceCount{n: map[netip.Addr]int{cli4: 3}}
-	h.s.srcCount = fc
-	var p parsed
-	if got := h.s.hook(udpPkt(cli4, 40000, 53), &p); got != hookDrop {
+	var p packet.Parsed
+	// max_conns matches above 2: the source's first three flows open (it
+	// tracks 0, 1, 2 before each), the fourth finds 3.
+	for i := range 3 {
+		if got := h.s.hook(udpPkt(cli4, uint16(40000+i), 53), &p); got != verdict.Pass {
+			t.Fatalf("flow %d of the source: action %d, want inject", i+1, got)
+		}
+	}
+	if got := h.s.hook(udpPkt(cli4, 40003, 53), &p); got != verdict.Drop {
 		t.Errorf("source with 3 flows under max_conns 2: action %d, want drop", got)
 	}
-	if got := h.s.hook(udpPkt(netip.MustParseAddr("198.18.1.9"), 40000, 53), &p); got != hookInject {
+	if got := h.s.hook(udpPkt(netip.MustParseAddr("198.18.1.9"), 40000, 53), &p); got != verdict.Pass {
 		t.Errorf("source without flows: action %d, want inject", got)
 	}
 }
 
-type fakeSourceCount struct{ n map[netip.Addr]int }
-
-func (f *fakeSourceCount) SourceCount(a netip.Addr) int { return f.n[a] }
-
 func TestInvalidFlagsReachConntrack(t *testing.T) {
 	h := newHarness(t, harnessOpts{noRun: true})
-	var p parsed
+	var p packet.Parsed
 	for _, flags := range []uint8{0x00, 0x29, 0x03, 0x01, 0x06} { // NULL, XMAS, SYN+FIN, FIN, SYN+RST
 		before := h.ct.Stats().Invalid
-		if got := h.s.hook(ipPkt(cli4, srv4, protoTCP, tcpHdr(40000, portAllow, 1, 0, flags, nil)), &p); got != hookDrop {
+		if got := h.s.hook(ipPkt(cli4, srv4, packet.ProtoTCP, tcpHdr(40000, portAllow, 1, 0, flags, nil)), &p); got != verdict.Drop {
 			t.Errorf("flags %#x: action %d, want drop", flags, got)
 		}
 		if d := h.ct.Stats().Invalid - before; d != 1 {
@@ -271,34 +276,34 @@ func TestRejectAdminProhibited(t *testing.T) {
 		},
 	})
 	for _, fam := range families() {
-		for _, proto := range []uint8{protoTCP, protoUDP} {
-			t.Run(fam.name+"/"+protoName(proto), func(t *testing.T) {
+		for _, proto := range []uint8{packet.ProtoTCP, packet.ProtoUDP} {
+			t.Run(fam.name+"/"+decisionlog.ProtoName(proto), func(t *testing.T) {
 				h := newHarness(t, harnessOpts{pol: pol})
 				var orig []byte
-				if proto == protoTCP {
+				if proto == packet.ProtoTCP {
 					orig = synPkt(fam.cli, fam.srv, 40000, 9)
 				} else {
-					orig = ipPkt(fam.cli, fam.srv, protoUDP, udpHdr(40000, 9, []byte("x")))
+					orig = ipPkt(fam.cli, fam.srv, packet.ProtoUDP, udpHdr(40000, 9, []byte("x")))
 				}
 				h.mem.Inject(orig)
 				icmp := h.next(t, nil)
 				checkGVisorValid(t, icmp)
-				var p parsed
-				if r := parsePacket(icmp, &p); r != reasonNone || !p.icmpErr {
-					t.Fatalf("reply: %v, ICMP error %v", r, p.icmpErr)
+				var p packet.Parsed
+				if r := packet.Parse(icmp, &p); r != packet.ReasonNone || !p.ICMPErr {
+					t.Fatalf("reply: %v, ICMP error %v", r, p.ICMPErr)
 				}
 				wantType, wantCode := uint8(3), uint8(13)
 				if fam.cli.Is6() {
 					wantType, wantCode = 1, 1
 				}
-				if p.ct.ICMPType != wantType || p.ct.ICMPCode != wantCode {
-					t.Errorf("type/code %d/%d, want %d/%d", p.ct.ICMPType, p.ct.ICMPCode, wantType, wantCode)
+				if p.CT.ICMPType != wantType || p.CT.ICMPCode != wantCode {
+					t.Errorf("type/code %d/%d, want %d/%d", p.CT.ICMPType, p.CT.ICMPCode, wantType, wantCode)
 				}
-				if !bytes.Equal(icmp[p.l4+8:], orig[:min(len(orig), len(icmp)-p.l4-8)]) || len(icmp)-p.l4-8 < 28 {
+				if !bytes.Equal(icmp[p.L4+8:], orig[:min(len(orig), len(icmp)-p.L4-8)]) || len(icmp)-p.L4-8 < 28 {
 					t.Errorf("quote differs from the offending packet")
 				}
-				if addrOf(&p.ct.Key.Src, p.family) != fam.srv || addrOf(&p.ct.Key.Dst, p.family) != fam.cli {
-					t.Errorf("error goes %v -> %v, want %v -> %v", addrOf(&p.ct.Key.Src, p.family), addrOf(&p.ct.Key.Dst, p.family), fam.srv, fam.cli)
+				if p.CT.Key.SrcAddr() != fam.srv || p.CT.Key.DstAddr() != fam.cli {
+					t.Errorf("error goes %v -> %v, want %v -> %v", p.CT.Key.SrcAddr(), p.CT.Key.DstAddr(), fam.srv, fam.cli)
 				}
 			})
 		}
@@ -310,17 +315,15 @@ func TestRejectMaxRate(t *testing.T) {
 		Defaults: policy.Defaults{Policy: "reject"},
 		Reject:   policy.RejectConfig{MaxRate: "2/s"},
 	})
-	h := newHarness(t, harnessOpts{noRun: true, pol: pol})
 	// A stopped clock: the bucket holds its burst of 2 and never refills.
 	stopped := time.Now()
-	h.s.rejects.now = func() time.Time { return stopped }
-	h.s.SetPolicy(pol)
-	var p parsed
-	var got []hookAction
+	h := newHarness(t, harnessOpts{noRun: true, pol: pol, clock: func() time.Time { return stopped }})
+	var p packet.Parsed
+	var got []verdict.Outcome
 	for i := range 4 {
 		got = append(got, h.s.hook(synPkt(cli4, srv4, uint16(40000+i), 80), &p))
 	}
-	want := []hookAction{hookRejectTCP, hookRejectTCP, hookDrop, hookDrop}
+	want := []verdict.Outcome{verdict.RejectTCP, verdict.RejectTCP, verdict.Drop, verdict.Drop}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("4 rejects at max_rate 2/s (burst 2): %v, want %v", got, want)
@@ -332,7 +335,7 @@ func TestRejectMaxRate(t *testing.T) {
 	// Unlimited (no [reject] max_rate) after a reload.
 	h.s.SetPolicy(compile(t, policy.Config{Defaults: policy.Defaults{Policy: "reject"}}))
 	for i := range 10 {
-		if a := h.s.hook(synPkt(cli4, srv4, uint16(41000+i), 80), &p); a != hookRejectTCP {
+		if a := h.s.hook(synPkt(cli4, srv4, uint16(41000+i), 80), &p); a != verdict.RejectTCP {
 			t.Fatalf("reject %d without max_rate: action %d", i, a)
 		}
 	}
@@ -344,7 +347,7 @@ func TestSuppressedSummary(t *testing.T) {
 		Log:   policy.LogConfig{Decisions: "drops", Rate: "1/h", Burst: 2},
 	})
 	h := newHarness(t, harnessOpts{noRun: true, pol: pol})
-	var p parsed
+	var p packet.Parsed
 	for i := range 10 {
 		h.s.hook(udpPkt(cli4, uint16(40000+i), 53), &p)
 	}
@@ -358,7 +361,7 @@ func TestSuppressedSummary(t *testing.T) {
 	if n := len(logLines(t, h, "decision")); n != 2 || st.LogSuppressed != 11 {
 		t.Errorf("%d decision lines, %d suppressed; want 2 (burst), 11", n, st.LogSuppressed)
 	}
-	h.s.dlog.flushSuppressed()
+	h.s.dlog.FlushSuppressed()
 	sum := map[string]float64{}
 	for _, m := range logLines(t, h, "decisions suppressed") {
 		sum[m["rule"].(string)] = m["count"].(float64)
@@ -366,7 +369,7 @@ func TestSuppressedSummary(t *testing.T) {
 	if sum["noisy"] != 8 || sum["default"] != 3 || len(sum) != 2 {
 		t.Errorf("suppressed summary %v, want noisy 8 and default 3", sum)
 	}
-	h.s.dlog.flushSuppressed()
+	h.s.dlog.FlushSuppressed()
 	if n := len(logLines(t, h, "decisions suppressed")); n != 2 {
 		t.Errorf("a second summary without new suppressions wrote %d lines in all, want still 2", n)
 	}
@@ -386,34 +389,34 @@ func TestRecheckOnReload(t *testing.T) {
 		})
 	}
 	h := newHarness(t, harnessOpts{noRun: true, pol: two("", 53, 54)})
-	var p parsed
+	var p packet.Parsed
 	a, b := udpPkt(cli4, 40000, 53), udpPkt(cli4, 40001, 54)
 	for _, pkt := range [][]byte{a, b} {
-		if got := h.s.hook(pkt, &p); got != hookInject {
+		if got := h.s.hook(pkt, &p); got != verdict.Pass {
 			t.Fatalf("first packet: action %d", got)
 		}
 	}
 	// keep: nothing is rechecked.
 	h.s.SetPolicy(two("keep", 53))
-	if got := h.s.hook(b, &p); got != hookInject {
+	if got := h.s.hook(b, &p); got != verdict.Pass {
 		t.Fatalf("existing_flows = keep: action %d, want inject", got)
 	}
 	h.s.SetPolicy(two("recheck", 53))
-	if n := h.s.rechecks.pending.Load(); n != 2 {
+	if n := h.s.flows.PendingRechecks(); n != 2 {
 		t.Fatalf("%d flows pending recheck, want 2", n)
 	}
-	reply := ipPkt(srv4, cli4, protoUDP, udpHdr(54, 40001, []byte("r")))
-	if got := h.s.hook(reply, &p); got != hookDrop {
+	reply := ipPkt(srv4, cli4, packet.ProtoUDP, udpHdr(54, 40001, []byte("r")))
+	if got := h.s.hook(reply, &p); got != verdict.Drop {
 		t.Errorf("packet of a now-denied flow (reply direction): action %d, want drop", got)
 	}
-	if got := h.s.hook(b, &p); got != hookDrop {
+	if got := h.s.hook(b, &p); got != verdict.Drop {
 		t.Errorf("later packet of the denied flow: action %d, want drop", got)
 	}
-	if got := h.s.hook(a, &p); got != hookInject {
+	if got := h.s.hook(a, &p); got != verdict.Pass {
 		t.Errorf("still-allowed flow: action %d, want inject", got)
 	}
-	if st := h.s.Stats(); st.RecheckTeardowns != 1 || h.s.rechecks.pending.Load() != 0 {
-		t.Errorf("RecheckTeardowns %d, pending %d; want 1, 0", st.RecheckTeardowns, h.s.rechecks.pending.Load())
+	if st := h.s.Stats(); st.RecheckTeardowns != 1 || h.s.flows.PendingRechecks() != 0 {
+		t.Errorf("RecheckTeardowns %d, pending %d; want 1, 0", st.RecheckTeardowns, h.s.flows.PendingRechecks())
 	}
 	if !hasDecision(t, h, map[string]string{"action": "drop", "reason": "recheck", "dst": "198.18.2.1:54"}) {
 		t.Errorf("no recheck line in %s", h.log.String())
@@ -421,23 +424,23 @@ func TestRecheckOnReload(t *testing.T) {
 
 	// Flows that never send again are pruned once they left conntrack.
 	h.s.SetPolicy(two("recheck", 53))
-	if n := h.s.rechecks.pending.Load(); n != 1 {
+	if n := h.s.flows.PendingRechecks(); n != 1 {
 		t.Fatalf("%d flows pending recheck, want 1 (the denied flow is not rechecked)", n)
 	}
-	var pa parsed
-	parsePacket(a, &pa)
-	if !h.ct.Delete(pa.ct.Key) {
+	var pa packet.Parsed
+	packet.Parse(a, &pa)
+	if !h.ct.Delete(pa.CT.Key) {
 		t.Fatal("allowed flow not in conntrack")
 	}
-	h.s.rechecks.prune(h.ct, 1)
-	if n := h.s.rechecks.pending.Load(); n != 0 {
+	// conntrack's destroy callback released the mark.
+	if n := h.s.flows.PendingRechecks(); n != 0 {
 		t.Errorf("%d flows pending after their flow left conntrack, want 0", n)
 	}
 }
 
 func TestRuleCountersBothDirections(t *testing.T) {
 	h, pkt := establishedUDP(t)
-	reply := ipPkt(srv4, cli4, protoUDP, udpHdr(portUDPAllow, 40000, []byte("answer")))
+	reply := ipPkt(srv4, cli4, packet.ProtoUDP, udpHdr(portUDPAllow, 40000, []byte("answer")))
 	if _, ok := h.s.trackOutbound(reply); !ok {
 		t.Fatal("reply not passed")
 	}

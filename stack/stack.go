@@ -1,9 +1,15 @@
 // Package stack is tungate's data plane: the filter hook that parses every
 // packet read from the TUN and asks conntrack and policy about it, the
 // gVisor netstack (behind a link endpoint over tun.Device) that terminates
-// allowed TCP and UDP flows, the forwarders that dial the real destinations
-// through the egress interface and relay both ways, ICMP echo forwarding,
-// reject synthesis and the decision log.
+// allowed TCP and UDP flows, the forwarders that hand those flows to their
+// relays, and ICMP echo forwarding. The jobs around it live in packages of
+// their own: packet (wire format: parsing and synthesized replies),
+// verdict (carrying out decisions and the per-flow state beside
+// conntrack), l7gate (flows decided on their byte stream), relay,
+// egress (upstream sockets) and decisionlog. docs/ARCHITECTURE.md follows
+// a packet through all of them.
+//
+// It knows nothing of TOML or the control socket: cmd/tungate wires it.
 package stack
 
 import (
@@ -27,32 +33,40 @@ import (
 
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
+	"github.com/tungate/tungate/stack/decisionlog"
+	"github.com/tungate/tungate/stack/egress"
+	"github.com/tungate/tungate/stack/l7gate"
+	"github.com/tungate/tungate/stack/verdict"
 	"github.com/tungate/tungate/tun"
 )
 
 // Echoer forwards one ICMP echo for real and returns the reply's payload;
-// *Pinger implements it. Tests substitute fakes.
+// *egress.Pinger implements it. Tests substitute fakes.
 type Echoer interface {
 	Echo(ctx context.Context, dst netip.Addr, id, seq uint16, payload []byte, timeout time.Duration) ([]byte, error)
 }
 
-var _ Echoer = (*Pinger)(nil)
+var _ Echoer = (*egress.Pinger)(nil)
 
 // Options configure a Stack. Config and Egress get their defaults applied
 // by New. The hooks at the end replace the egress side so the whole
 // pipeline runs in unit tests without root; production leaves them nil.
 type Options struct {
-	Config    Config
-	Egress    EgressConfig
-	MTU       int
-	Devices   []tun.Device
-	Conntrack *conntrack.Table
+	Config  Config
+	Egress  EgressConfig
+	MTU     int
+	Devices []tun.Device
+	// Conntrack configures the flow table, which the Stack creates: the
+	// per-flow state it keeps beside the table follows the table's
+	// entries through their destroy callback (Conntrack returns it).
+	Conntrack conntrack.Config
 	Policy    *policy.Policy
 	Log       *slog.Logger // decision lines and operational messages; nil discards
 
-	DialTCP func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) // nil: Dialer.DialTCP
-	DialUDP func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error) // nil: Dialer.DialUDP
+	DialTCP func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) // nil: egress.Dialer.DialTCP
+	DialUDP func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error) // nil: egress.Dialer.DialUDP
 	Echoer  Echoer                                                              // nil: a Pinger on the egress interface
+	Clock   func() time.Time                                                    // the budgets' clock (decision log, [reject] max_rate); nil: time.Now
 }
 
 // nicID is the one NIC the gVisor stack has.
@@ -75,27 +89,22 @@ type Stack struct {
 	ct     *conntrack.Table
 	pol    atomic.Pointer[policy.Policy]
 	log    *slog.Logger
-	dlog   *decisionLog
+	dlog   *decisionlog.Log
+	apply  *verdict.Applier // every verdict's side effects
+	flows  *verdict.Flows   // per-flow state beside conntrack
+	gate   *l7gate.Gate     // flows decided on their byte stream
 	ctr    counters
-
-	rejects  *bucket       // [reject] max_rate
-	flowReg  *flowRegistry // relays' cancels, SYN-time verdicts
-	l7       *l7Table      // per-flow L7 fields and UDP DNS verdicts (l7info.go)
-	rechecks recheckSet    // flows a reload asked to decide again
-	flushes  *flushQueue   // add_to flush_flows requests for the flusher
-	// srcCount is conntrack's per-source flow count for max_conns, nil
-	// when the table offers none (SrcConns then stays 0).
-	srcCount sourceCounter
 
 	gs     *gstack.Stack
 	link   *linkEndpoint
 	txPool sync.Pool // *txBatch
 
-	dialTCP func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error)
-	dialUDP func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error)
-	echo    Echoer
-	pinger  *Pinger       // closed by Run's teardown when New created it
-	echoSem chan struct{} // one token per echo in flight
+	dialTCP  func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error)
+	dialUDP  func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error)
+	upstream tcpDialer // dialTCP, counting failures: the forwarder's and the L7 gate's dial
+	echo     Echoer
+	pinger  *egress.Pinger // closed by Run's teardown when New created it
+	echoSem chan struct{}  // one token per echo in flight
 
 	// flowCtx ends every flow goroutine (forwarder handlers, relays,
 	// echoes); Run cancels it at teardown and then waits on flows.
@@ -104,17 +113,18 @@ type Stack struct {
 
 	mu      sync.Mutex // guards closed, so flows.Add never races flows.Wait
 	closed  bool
-	flows   sync.WaitGroup
+	wg      sync.WaitGroup // flow goroutines
 	running atomic.Bool
 }
 
-// New builds the gVisor stack over opts.Devices. Nothing runs until Run.
+// New builds the flow table and the gVisor stack over opts.Devices.
+// Nothing runs until Run.
 func New(opts Options) (*Stack, error) {
 	if len(opts.Devices) == 0 {
 		return nil, errors.New("stack: no devices")
 	}
-	if opts.Conntrack == nil || opts.Policy == nil {
-		return nil, errors.New("stack: Conntrack and Policy are required")
+	if opts.Policy == nil {
+		return nil, errors.New("stack: Policy is required")
 	}
 	opts.Config.Defaults()
 	opts.Egress.Defaults()
@@ -134,27 +144,24 @@ func New(opts Options) (*Stack, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	flows := verdict.NewFlows()
 	s := &Stack{
 		cfg:     opts.Config,
 		egress:  opts.Egress,
 		mtu:     opts.MTU,
 		devs:    opts.Devices,
-		ct:      opts.Conntrack,
+		ct:      conntrack.New(opts.Conntrack, conntrack.Options{OnDestroy: flows.Forget}),
 		log:     log,
+		dlog:    decisionlog.New(log, opts.Clock),
+		flows:   flows,
 		dialTCP: opts.DialTCP,
 		dialUDP: opts.DialUDP,
 		echo:    opts.Echoer,
 		echoSem: make(chan struct{}, maxEchoes),
 	}
-	s.dlog = newDecisionLog(log, &s.ctr.logSuppressed, nil)
-	s.rejects = newBucket(nil)
-	s.flowReg = newFlowRegistry()
-	s.l7 = newL7Table()
-	s.flushes = newFlushQueue()
-	s.srcCount, _ = any(opts.Conntrack).(sourceCounter)
-	s.SetPolicy(opts.Policy)
+	s.apply = verdict.New(verdict.Options{Conntrack: s.ct, Flows: flows, Decisions: s.dlog, Log: log, Now: opts.Clock})
 	if s.dialTCP == nil || s.dialUDP == nil {
-		d := NewDialer(opts.Egress)
+		d := egress.NewDialer(opts.Egress)
 		if s.dialTCP == nil {
 			s.dialTCP = d.DialTCP
 		}
@@ -162,8 +169,11 @@ func New(opts Options) (*Stack, error) {
 			s.dialUDP = d.DialUDP
 		}
 	}
+	s.upstream = tcpDialer{s}
+	s.gate = l7gate.New(s.apply, s.upstream, s.egress.DialTimeout.D())
+	s.SetPolicy(opts.Policy)
 	if s.echo == nil {
-		p, err := NewPinger(opts.Egress, log)
+		p, err := egress.NewPinger(opts.Egress, log)
 		if err != nil {
 			return nil, fmt.Errorf("stack: icmp echo: %w", err)
 		}
@@ -180,6 +190,17 @@ func New(opts Options) (*Stack, error) {
 	return s, nil
 }
 
+// tcpDialer is the Stack's upstream TCP dial, for the forwarder and the
+// L7 gate alike, so every failure is counted once.
+type tcpDialer struct{ s *Stack }
+
+func (d tcpDialer) DialTCP(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error) {
+	c, err := d.s.dialTCP(ctx, dst)
+	if err != nil {
+		d.s.ctr.tcpDialFailures.Add(1)
+	}
+	return c, err
+}
 // buildNetstack creates the gVisor stack: both IP versions, TCP and UDP,
 // one promiscuous, spoofing NIC (it must accept and originate packets for
 // any address) with default routes for both families, and the forwarders.
@@ -250,9 +271,9 @@ func (s *Stack) Run(ctx context.Context) error {
 	}
 	var helpers sync.WaitGroup
 	helpers.Add(2)
-	// The flusher and the janitor end with ctx, before the teardown.
-	go func() { defer helpers.Done(); s.runFlusher(ctx) }()
-	go func() { defer helpers.Done(); s.runJanitor(ctx) }()
+	// The flusher and the log summary end with ctx, before the teardown.
+	go func() { defer helpers.Done(); s.apply.Run(ctx) }()
+	go func() { defer helpers.Done(); s.runLogSummary(ctx) }()
 	var readers sync.WaitGroup
 	for _, d := range s.devs {
 		readers.Add(1)
@@ -275,7 +296,7 @@ func (s *Stack) Run(ctx context.Context) error {
 	s.cancelFlow()
 	// Aborting gVisor's endpoints unblocks relays stuck on the client side.
 	s.gs.Close()
-	s.flows.Wait()
+	s.wg.Wait()
 	s.gs.Wait()
 	if s.pinger != nil {
 		_ = s.pinger.Close()
@@ -284,52 +305,44 @@ func (s *Stack) Run(ctx context.Context) error {
 }
 
 // startFlow registers one flow goroutine; false means the Stack is shutting
-// down and the flow must not start. Every true is paired with flows.Done.
+// down and the flow must not start. Every true is paired with wg.Done.
 func (s *Stack) startFlow() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	s.flows.Add(1)
+	s.wg.Add(1)
 	return true
 }
 
 // SetPolicy makes p decide every flow that starts from now on. Established
 // flows keep the verdict cached in conntrack, unless p has [reload]
 // existing_flows = "recheck": then each tracked flow is decided again by p
-// on its next inbound packet, and ended when p no longer allows it.
+// on its next packet, and ended when p no longer allows it.
 func (s *Stack) SetPolicy(p *policy.Policy) {
-	s.dlog.setRate(p.LogRate())
-	r := p.RejectMaxRate()
-	s.rejects.set(r, max(int(r), 1))
+	s.apply.SetPolicy(p)
 	old := s.pol.Swap(p)
 	if old != nil && p.RecheckExistingFlows() {
-		s.rechecks.mark(s.ct)
+		s.flows.MarkRecheck()
 	}
 }
 
-// runJanitor periodically summarises suppressed decision lines and prunes
-// the flow registries of flows conntrack no longer has, until ctx is done.
-// It is owned by Run.
-func (s *Stack) runJanitor(ctx context.Context) {
-	t := time.NewTicker(janitorEvery)
+// runLogSummary periodically summarises the decision lines the budget
+// suppressed, until ctx is done. It is owned by Run.
+func (s *Stack) runLogSummary(ctx context.Context) {
+	t := time.NewTicker(decisionlog.SummaryEvery)
 	defer t.Stop()
-	var pass uint64
 	for {
 		select {
 		case <-ctx.Done():
-			s.dlog.flushSuppressed()
+			s.dlog.FlushSuppressed()
 			return
 		case <-t.C:
-			pass++
-			s.dlog.flushSuppressed()
-			s.flowReg.pruneArmed(s.ct, time.Now())
-			s.l7.prune(s.ct, time.Now())
-			s.rechecks.prune(s.ct, pass)
+			s.dlog.FlushSuppressed()
 		}
 	}
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Stack) Stats() Stats { return s.ctr.snapshot() }
+func (s *Stack) Stats() Stats { return s.snapshot() }

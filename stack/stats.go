@@ -1,47 +1,10 @@
 package stack
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// dropReason says why the filter hook discarded a packet before policy.
-type dropReason uint8
-
-const (
-	reasonNone       dropReason = iota
-	reasonShort                 // shorter than its IP header
-	reasonVersion               // IP version neither 4 nor 6
-	reasonIPHeader              // header length / total length inconsistent with the buffer
-	reasonIPChecksum            // IPv4 header checksum wrong
-	reasonFragment              // a fragment (not reassembled, see parseIPv4)
-	reasonExtHeader             // IPv6 extension chain too long or truncated
-	reasonProto                 // a protocol this mode does not carry
-	reasonTransport             // transport header truncated or inconsistent
-	reasonChecksum              // TCP/UDP/ICMP checksum wrong
-	reasonICMPType              // an ICMP type a gateway does not pass
-	reasonICMPQuote             // an ICMP error quoting something unusable
-	numReasons
+	"github.com/tungate/tungate/stack/packet"
 )
-
-var reasonNames = [numReasons]string{
-	reasonNone:       "none",
-	reasonShort:      "short",
-	reasonVersion:    "ip_version",
-	reasonIPHeader:   "ip_header",
-	reasonIPChecksum: "ip_checksum",
-	reasonFragment:   "fragment",
-	reasonExtHeader:  "ipv6_ext_header",
-	reasonProto:      "protocol",
-	reasonTransport:  "transport_header",
-	reasonChecksum:   "checksum",
-	reasonICMPType:   "icmp_type",
-	reasonICMPQuote:  "icmp_quote",
-}
-
-func (r dropReason) String() string {
-	if r < numReasons {
-		return reasonNames[r]
-	}
-	return "unknown"
-}
 
 // Stats is a snapshot of the data plane's counters.
 type Stats struct {
@@ -74,54 +37,50 @@ type Stats struct {
 	FlowsFlushed     uint64 // tracked flows ended by add_to flush_flows
 	FlushesDropped   uint64 // flush requests refused because too many were queued
 	RecheckTeardowns uint64 // tracked flows ended because a reload's policy no longer allows them
-	InspectBusy      uint64 // SYNs of inspected flows dropped: too many handshakes awaiting their relay
 }
 
-// counters are the live, atomically updated Stats.
+// counters are the data path's live counters; the Applier keeps those of
+// decisions (verdict.Counters) and the decision log its suppressed lines.
 type counters struct {
 	rxPackets, rxBytes, txPackets, txBytes, txErrors, txFiltered atomic.Uint64
 
-	malformed [numReasons]atomic.Uint64
+	malformed [packet.NumReasons]atomic.Uint64
 
-	invalid, policyDrops, policyRejects, verdictDrops atomic.Uint64
-	commitFailures, newFlows                          atomic.Uint64
-	tcpDialFailures, udpDialFailures, payloadHits     atomic.Uint64
-	echoForwarded, echoReplies, echoDropped           atomic.Uint64
-	logSuppressed                                     atomic.Uint64
-	rejectsLimited, auditHits, flowsFlushed           atomic.Uint64
-	flushesDropped, recheckTeardowns, inspectBusy     atomic.Uint64
+	invalid, verdictDrops                   atomic.Uint64
+	tcpDialFailures, udpDialFailures        atomic.Uint64
+	echoForwarded, echoReplies, echoDropped atomic.Uint64
 }
 
-func (c *counters) snapshot() Stats {
-	s := Stats{
+func (s *Stack) snapshot() Stats {
+	c, a := &s.ctr, s.apply.Counters()
+	st := Stats{
 		RxPackets: c.rxPackets.Load(), RxBytes: c.rxBytes.Load(),
 		TxPackets: c.txPackets.Load(), TxBytes: c.txBytes.Load(), TxErrors: c.txErrors.Load(), TxFiltered: c.txFiltered.Load(),
 		Malformed:       make(map[string]uint64),
 		Invalid:         c.invalid.Load(),
-		PolicyDrops:     c.policyDrops.Load(),
-		PolicyRejects:   c.policyRejects.Load(),
+		PolicyDrops:     a.PolicyDrops.Load(),
+		PolicyRejects:   a.PolicyRejects.Load(),
 		VerdictDrops:    c.verdictDrops.Load(),
-		CommitFailures:  c.commitFailures.Load(),
-		NewFlows:        c.newFlows.Load(),
+		CommitFailures:  a.CommitFailures.Load(),
+		NewFlows:        a.NewFlows.Load(),
 		TCPDialFailures: c.tcpDialFailures.Load(),
 		UDPDialFailures: c.udpDialFailures.Load(),
-		PayloadHits:     c.payloadHits.Load(),
+		PayloadHits:     a.PayloadHits.Load(),
 		EchoForwarded:   c.echoForwarded.Load(),
 		EchoReplies:     c.echoReplies.Load(),
 		EchoDropped:     c.echoDropped.Load(),
-		LogSuppressed:   c.logSuppressed.Load(),
+		LogSuppressed:   s.dlog.Suppressed(),
 
-		RejectsLimited:   c.rejectsLimited.Load(),
-		AuditHits:        c.auditHits.Load(),
-		FlowsFlushed:     c.flowsFlushed.Load(),
-		FlushesDropped:   c.flushesDropped.Load(),
-		RecheckTeardowns: c.recheckTeardowns.Load(),
-		InspectBusy:      c.inspectBusy.Load(),
+		RejectsLimited:   a.RejectsLimited.Load(),
+		AuditHits:        a.AuditHits.Load(),
+		FlowsFlushed:     a.FlowsFlushed.Load(),
+		FlushesDropped:   a.FlushesDropped.Load(),
+		RecheckTeardowns: a.RecheckTeardowns.Load(),
 	}
-	for r := reasonNone + 1; r < numReasons; r++ {
+	for r := packet.ReasonNone + 1; r < packet.NumReasons; r++ {
 		if n := c.malformed[r].Load(); n != 0 {
-			s.Malformed[r.String()] = n
+			st.Malformed[r.String()] = n
 		}
 	}
-	return s
+	return st
 }

@@ -7,6 +7,7 @@ import (
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/stack/packet"
 	"github.com/tungate/tungate/tun"
 )
 
@@ -76,24 +77,9 @@ func (s *Stack) writeOne(b []byte, k *conntrack.Key) {
 		return
 	}
 	copy(t.slot(0), b)
-	t.hash = flowHash(k)
+	t.hash = packet.FlowHash(k)
 	t.add(len(b))
 	s.flushTx(t)
-}
-
-// flowHash spreads flows over devices. It is symmetric, so both directions
-// of a flow choose the same queue.
-func flowHash(k *conntrack.Key) uint32 {
-	var h uint32
-	for i := 0; i < 16; i += 4 {
-		h ^= uint32(k.Src[i])<<24 | uint32(k.Src[i+1])<<16 | uint32(k.Src[i+2])<<8 | uint32(k.Src[i+3])
-		h ^= uint32(k.Dst[i])<<24 | uint32(k.Dst[i+1])<<16 | uint32(k.Dst[i+2])<<8 | uint32(k.Dst[i+3])
-	}
-	h ^= uint32(k.SrcPort ^ k.DstPort)
-	h ^= h >> 16
-	h *= 0x45d9f3b
-	h ^= h >> 16
-	return h
 }
 
 // gsoMaxSize is the largest TCP superpacket gVisor hands an offload

@@ -7,6 +7,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/tungate/tungate/conntrack"
+	"github.com/tungate/tungate/stack/packet"
+	"github.com/tungate/tungate/stack/relay"
 )
 
 // handleUDP is the UDP forwarder's handler. gVisor calls it on the reader
@@ -19,40 +23,42 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 		return true // shutting down: drop silently
 	}
 	id := r.ID()
-	client := addrPortOf(id.RemoteAddress, id.RemotePort)
-	dst := addrPortOf(id.LocalAddress, id.LocalPort)
+	client := packet.AddrPortOf(id.RemoteAddress, id.RemotePort)
+	dst := packet.AddrPortOf(id.LocalAddress, id.LocalPort)
+	key := conntrack.KeyFrom(packet.ProtoUDP, client, dst)
+	fl := s.flows.Get(key)
+	if fl == nil {
+		// The flow left conntrack since its datagram was allowed.
+		s.wg.Done()
+		return true
+	}
 
 	var wq waiter.Queue
 	ep, terr := r.CreateEndpoint(&wq)
 	if terr != nil {
-		s.flows.Done()
+		s.wg.Done()
 		s.log.Debug("udp endpoint", "src", client, "dst", dst, "err", terr.String())
 		return true
 	}
 	// Bound the flow's queue in the gateway (see defaultUDPReceiveBuffer).
 	ep.SocketOptions().SetReceiveBufferSize(int64(s.cfg.UDPReceiveBuffer), true)
 	conn := gonet.NewUDPConn(&wq, ep)
-	key := keyOf(protoUDP, client, dst)
-	// A flow pending on dns.qname keeps its verdict in the L7 table for
-	// its whole life: this handler runs again for the same flow after an
-	// idle timeout, and every query must be decided each time.
+	// A flow pending on dns.qname keeps its verdict in its record for its
+	// whole life: this handler runs again for the same flow after an idle
+	// timeout, and every query must be decided each time.
 	var clientSide net.Conn = conn
-	dns, isDNS := s.l7.dnsVerdict(key)
-	if isDNS {
-		clientSide = &dnsConn{Conn: conn, d: s.newDNSFlow(key, dns)}
-		s.l7.start(key)
+	if dns, ok := fl.DNSVerdict(); ok {
+		f := s.flowOfKey(&key)
+		clientSide = s.gate.DNSConn(conn, &f, key, dns)
 	}
 	relayCtx, stopRelay := context.WithCancel(s.flowCtx)
-	unregister := s.flowReg.register(key, stopRelay)
+	unregister := fl.SetRelay(stopRelay)
 	// Owned by the Stack: ends when the relay went idle, failed, or its
 	// context was cancelled (teardown, flush, recheck).
 	go func() {
-		defer s.flows.Done()
+		defer s.wg.Done()
 		defer stopRelay()
 		defer unregister()
-		if isDNS {
-			defer s.l7.stop(key)
-		}
 		ctx, cancel := context.WithTimeout(relayCtx, s.egress.DialTimeout.D())
 		up, err := s.dialUDP(ctx, dst)
 		cancel()
@@ -61,7 +67,7 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 			_ = conn.Close()
 			return
 		}
-		relayUDP(relayCtx, clientSide, up, s.cfg.UDPIdleTimeout.D())
+		relay.UDP(relayCtx, clientSide, up, s.cfg.UDPIdleTimeout.D())
 		_ = conn.Close()
 		_ = up.Close()
 	}()

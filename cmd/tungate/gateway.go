@@ -67,19 +67,19 @@ func startGateway(ctx context.Context, path string, cfg *config.File, log *slog.
 		}
 	}
 
-	g.table = conntrack.New(cfg.Conntrack, conntrack.Options{})
 	g.data, err = stack.New(stack.Options{
 		Config:    cfg.Stack,
 		Egress:    cfg.Egress,
 		MTU:       g.iface.MTU(),
 		Devices:   g.iface.Queues(),
-		Conntrack: g.table,
+		Conntrack: cfg.Conntrack,
 		Policy:    cfg.Compiled,
 		Log:       log,
 	})
 	if err != nil {
 		return g, fmt.Errorf("start data plane: %w", err)
 	}
+	g.table = g.data.Conntrack()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	g.cancel = cancel

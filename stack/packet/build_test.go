@@ -154,7 +154,7 @@ func TestICMPError(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mustParse(t, tc.pkt)
-			cli, srv := Addr(&p.CT.Key.Src, p.Family), Addr(&p.CT.Key.Dst, p.Family)
+			cli, srv := p.CT.Key.SrcAddr(), p.CT.Key.DstAddr()
 			proto := uint8(ProtoICMP)
 			if p.Family == 6 {
 				proto = ProtoICMPv6
@@ -215,7 +215,7 @@ func TestEchoReply(t *testing.T) {
 					t.Errorf("payload = %q; want %q", got, payload)
 				}
 				q := mustParse(t, rep)
-				if q.EchoReq || q.CT.Key != OrigKey(&p.CT.Key, conntrack.DirReply) {
+				if q.EchoReq || q.CT.Key != p.CT.Key.Original(conntrack.DirReply) {
 					t.Errorf("parses back as request %v with key %+v; want a reply of the request's flow", q.EchoReq, q.CT.Key)
 				}
 				old := dirty(IPv6MinMTU)
@@ -236,12 +236,12 @@ func TestBuildersNoAllocs(t *testing.T) {
 		out := make([]byte, IPv6MinMTU)
 		payload := []byte("ping")
 		builders := map[string]func(){
-			"TCPReset":         func() { TCPReset(out, syn) },
-			"PortUnreachable":  func() { ICMPError(out, udpPkt, udp, PortUnreachable) },
-			"AdminProhibited":  func() { ICMPError(out, udpPkt, udp, AdminProhibited) },
-			"EchoReply":        func() { EchoReply(out, echo.Family, &echo.CT.Key, 2, payload) },
-			"CanReplyTo":       func() { CanReplyTo(udp) },
-			"FlowHash, KeySrc": func() { FlowHash(&udp.CT.Key); KeySrc(&udp.CT.Key); KeyDst(&udp.CT.Key) },
+			"TCPReset":        func() { TCPReset(out, syn) },
+			"PortUnreachable": func() { ICMPError(out, udpPkt, udp, PortUnreachable) },
+			"AdminProhibited": func() { ICMPError(out, udpPkt, udp, AdminProhibited) },
+			"EchoReply":       func() { EchoReply(out, echo.Family, &echo.CT.Key, 2, payload) },
+			"CanReplyTo":      func() { CanReplyTo(udp) },
+			"FlowHash":        func() { FlowHash(&udp.CT.Key) },
 		}
 		for name, f := range builders {
 			if got := testing.AllocsPerRun(100, f); got != 0 {

@@ -9,40 +9,12 @@ import (
 	"github.com/tungate/tungate/conntrack"
 )
 
-func TestKeyOfRoundTrip(t *testing.T) {
-	for _, fam := range families() {
-		t.Run(fam.name, func(t *testing.T) {
-			src, dst := netip.AddrPortFrom(fam.cli, 40000), netip.AddrPortFrom(fam.srv, 443)
-			k := KeyOf(ProtoTCP, src, dst)
-			wantFamily := uint8(4)
-			if fam.cli.Is6() {
-				wantFamily = 6
-			}
-			if k.Family != wantFamily || k.Proto != ProtoTCP {
-				t.Errorf("family, proto = %d, %d; want %d, %d", k.Family, k.Proto, wantFamily, ProtoTCP)
-			}
-			if got := KeySrc(&k); got != src {
-				t.Errorf("KeySrc = %v; want %v", got, src)
-			}
-			if got := KeyDst(&k); got != dst {
-				t.Errorf("KeyDst = %v; want %v", got, dst)
-			}
-			if got := KeyAddr(&k, true); got != fam.cli {
-				t.Errorf("KeyAddr(src) = %v; want %v", got, fam.cli)
-			}
-			if got := KeyAddr(&k, false); got != fam.srv {
-				t.Errorf("KeyAddr(dst) = %v; want %v", got, fam.srv)
-			}
-		})
-	}
-}
-
-// TestKeyOfMatchesParse: the forwarders' keys (KeyOf) find the flows the
+// TestKeyOfMatchesParse: the forwarders' keys (conntrack.KeyFrom) find the flows the
 // parser's keys created.
 func TestKeyOfMatchesParse(t *testing.T) {
 	for _, fam := range families() {
 		p := mustParse(t, synPkt(fam.cli, fam.srv, 40000, 80))
-		if got, want := KeyOf(ProtoTCP, netip.AddrPortFrom(fam.cli, 40000), netip.AddrPortFrom(fam.srv, 80)), p.CT.Key; got != want {
+		if got, want := conntrack.KeyFrom(ProtoTCP, netip.AddrPortFrom(fam.cli, 40000), netip.AddrPortFrom(fam.srv, 80)), p.CT.Key; got != want {
 			t.Errorf("%s: KeyOf = %+v; want the parsed key %+v", fam.name, got, want)
 		}
 	}
@@ -63,11 +35,11 @@ func TestAddrPortOf(t *testing.T) {
 	}
 }
 
-func TestOrigKey(t *testing.T) {
-	tcp := KeyOf(ProtoTCP, netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 80))
-	tcpReply := KeyOf(ProtoTCP, netip.AddrPortFrom(srv4, 80), netip.AddrPortFrom(cli4, 40000))
-	echo := KeyOf(ProtoICMPv6, netip.AddrPortFrom(cli6, 7), netip.AddrPortFrom(srv6, 0))
-	echoReply := KeyOf(ProtoICMPv6, netip.AddrPortFrom(srv6, 7), netip.AddrPortFrom(cli6, 0))
+func TestKeyOriginal(t *testing.T) {
+	tcp := conntrack.KeyFrom(ProtoTCP, netip.AddrPortFrom(cli4, 40000), netip.AddrPortFrom(srv4, 80))
+	tcpReply := conntrack.KeyFrom(ProtoTCP, netip.AddrPortFrom(srv4, 80), netip.AddrPortFrom(cli4, 40000))
+	echo := conntrack.KeyFrom(ProtoICMPv6, netip.AddrPortFrom(cli6, 7), netip.AddrPortFrom(srv6, 0))
+	echoReply := conntrack.KeyFrom(ProtoICMPv6, netip.AddrPortFrom(srv6, 7), netip.AddrPortFrom(cli6, 0))
 	tests := []struct {
 		name string
 		k    conntrack.Key
@@ -80,20 +52,20 @@ func TestOrigKey(t *testing.T) {
 		{"echo reply keeps the identifier", echoReply, conntrack.DirReply, echo},
 	}
 	for _, tc := range tests {
-		if got := OrigKey(&tc.k, tc.dir); got != tc.want {
-			t.Errorf("%s: OrigKey = %+v; want %+v", tc.name, got, tc.want)
+		if got := tc.k.Original(tc.dir); got != tc.want {
+			t.Errorf("%s: Original = %+v; want %+v", tc.name, got, tc.want)
 		}
 	}
 }
 
 func TestFlowHashSymmetric(t *testing.T) {
 	for _, fam := range families() {
-		k := KeyOf(ProtoUDP, netip.AddrPortFrom(fam.cli, 40000), netip.AddrPortFrom(fam.srv, 53))
-		r := OrigKey(&k, conntrack.DirReply)
+		k := conntrack.KeyFrom(ProtoUDP, netip.AddrPortFrom(fam.cli, 40000), netip.AddrPortFrom(fam.srv, 53))
+		r := k.Original(conntrack.DirReply)
 		if got, want := FlowHash(&r), FlowHash(&k); got != want {
 			t.Errorf("%s: hash of the reply %#x; want the original's %#x", fam.name, got, want)
 		}
-		other := KeyOf(ProtoUDP, netip.AddrPortFrom(fam.cli, 40001), netip.AddrPortFrom(fam.srv, 53))
+		other := conntrack.KeyFrom(ProtoUDP, netip.AddrPortFrom(fam.cli, 40001), netip.AddrPortFrom(fam.srv, 53))
 		if FlowHash(&other) == FlowHash(&k) {
 			t.Errorf("%s: flows one port apart hash alike", fam.name)
 		}
@@ -137,8 +109,8 @@ func TestCanReplyTo(t *testing.T) {
 }
 
 func TestAddrNoAllocs(t *testing.T) {
-	k := KeyOf(ProtoUDP, netip.AddrPortFrom(cli6, 1), netip.AddrPortFrom(srv6, 2))
-	if got := testing.AllocsPerRun(100, func() { Addr(&k.Src, 6); Addr(&k.Src, 4); KeyAddr(&k, false) }); got != 0 {
+	k := conntrack.KeyFrom(ProtoUDP, netip.AddrPortFrom(cli6, 1), netip.AddrPortFrom(srv6, 2))
+	if got := testing.AllocsPerRun(100, func() { _ = tcpipAddr(&k.Src, 6); _ = tcpipAddr(&k.Src, 4) }); got != 0 {
 		t.Errorf("Addr: %.1f allocations per call; want 0", got)
 	}
 }

@@ -150,7 +150,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 
 func TestParseFields(t *testing.T) {
 	key := func(proto uint8, src, dst netip.Addr, sport, dport uint16) conntrack.Key {
-		return KeyOf(proto, netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport))
+		return conntrack.KeyFrom(proto, netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport))
 	}
 	tests := []struct {
 		name    string

@@ -14,8 +14,8 @@ func CanReplyTo(p *Parsed) bool {
 	if p.ICMPErr || (p.CT.Key.Proto == ProtoTCP && p.CT.TCPFlags&TCPRst != 0) {
 		return false
 	}
-	src := Addr(&p.CT.Key.Src, p.Family)
-	dst := Addr(&p.CT.Key.Dst, p.Family)
+	src := p.CT.Key.SrcAddr()
+	dst := p.CT.Key.DstAddr()
 	if src.IsUnspecified() || src.IsMulticast() || dst.IsMulticast() {
 		return false
 	}

@@ -1,11 +1,10 @@
-package stack
+package verdict
 
 import (
 	"context"
 	"net/netip"
 	"sync"
 
-	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
 )
 
@@ -23,7 +22,7 @@ type flushReq struct {
 }
 
 // flushQueue hands add_to flush_flows requests from the packet path to the
-// flusher, which walks conntrack off the packet path.
+// flusher, which ends the flows off the packet path.
 type flushQueue struct {
 	mu   sync.Mutex // guards reqs
 	reqs map[flushReq]struct{}
@@ -66,58 +65,46 @@ func (q *flushQueue) drain() []flushReq {
 	return out
 }
 
-// queueFlush asks the flusher to end the tracked flows of an add_to
-// address.
-func (s *Stack) queueFlush(a policy.AddTo) {
-	if !s.flushes.add(flushReq{addr: a.Addr.Unmap(), src: a.IsSrc}) {
-		s.ctr.flushesDropped.Add(1)
+// queueFlushes asks the flusher to end the tracked flows of add_to
+// addresses.
+func (a *Applier) queueFlushes(reqs []policy.AddTo) {
+	for _, r := range reqs {
+		if !a.flushes.add(flushReq{addr: r.Addr.Unmap(), src: r.IsSrc}) {
+			a.ctr.FlushesDropped.Add(1)
+		}
 	}
 }
 
-// runFlusher ends flows for queued flush requests until ctx is done. It is
-// owned by Run.
-func (s *Stack) runFlusher(ctx context.Context) {
+// runFlusher ends flows for queued flush requests until ctx is done.
+func (a *Applier) runFlusher(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.flushes.wake:
-			s.flushNow()
+		case <-a.flushes.wake:
+			a.Flush()
 		}
 	}
 }
 
-// flushNow serves every queued request with one walk over conntrack:
-// matching flows are deleted and their relays ended (TCP: both peers
-// reset; UDP: sockets closed), so their next packets find no flow.
-func (s *Stack) flushNow() {
-	reqs := s.flushes.drain()
-	if len(reqs) == 0 {
-		return
-	}
-	ended := make(map[flushReq]int, len(reqs))
-	var victims []conntrack.Key
-	s.ct.Range(func(fi conntrack.FlowInfo) bool {
-		for _, r := range reqs {
-			if keyAddr(&fi.Orig, r.src) == r.addr {
-				victims = append(victims, fi.Orig)
-				ended[r]++
-				break
+// Flush serves every queued request now (Run does when one is queued):
+// the matching flows' relays are ended (TCP: both peers reset; UDP:
+// sockets closed) and the flows deleted, so their next packets find no
+// flow. The records, not conntrack, are searched: they are the committed
+// flows.
+func (a *Applier) Flush() {
+	for _, r := range a.flushes.drain() {
+		victims := a.flows.matching(r.addr, r.src)
+		for _, fl := range victims {
+			fl.end()
+			if a.ct.Delete(fl.key) {
+				a.ctr.FlowsFlushed.Add(1)
 			}
 		}
-		return true
-	})
-	for i := range victims {
-		s.flowReg.end(victims[i])
-		if s.ct.Delete(victims[i]) {
-			s.ctr.flowsFlushed.Add(1)
-		}
-	}
-	for _, r := range reqs {
 		side := "dst"
 		if r.src {
 			side = "src"
 		}
-		s.log.Info("flows flushed", "addr", r.addr.String(), "key", side, "count", ended[r])
+		a.log.Info("flows flushed", "addr", r.addr.String(), "key", side, "count", len(victims))
 	}
 }

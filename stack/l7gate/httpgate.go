@@ -1,20 +1,23 @@
-package stack
+package l7gate
 
 import (
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
 	"github.com/tungate/tungate/policy/l7"
+	"github.com/tungate/tungate/stack/verdict"
 )
 
 // httpGate inspects the client's bytes of a flow that an HTTP request
-// head let through (pendingTCP), before the relay forwards them, so that
-// a refused later request of a kept-alive or pipelined connection is cut
-// out exactly: the requests before it still reach the server and are
+// head let through (ServePending), before the relay forwards them, so
+// that a refused later request of a kept-alive or pipelined connection is
+// cut out exactly: the requests before it still reach the server and are
 // answered, then the server's side is half-closed, and once the server
 // has answered and closed (or after refusalDrain) the client gets the
 // 403 answer or a reset. The inspector's payload rules are checked here
@@ -22,7 +25,7 @@ import (
 // direction through gatedInspector.
 type httpGate struct {
 	mu sync.Mutex // guards in (not concurrency-safe) and track; serialises both directions
-	in *auditingInspector
+	in *auditing
 	// track follows the same request stream as the inspector's HTTP
 	// check, to learn where each request head starts and ends.
 	track     l7.HTTPState
@@ -31,8 +34,12 @@ type httpGate struct {
 	// Read state, used by the relay's client-side pump only.
 	eof bool // a request was refused: the client's stream ends here
 
-	onRefuse func(policy.Hit)    // logs and caches a refusal (payloadHit)
-	expire   func(time.Duration) // bounds the wait for the server after a refusal
+	// Where refusals are applied, and the upstream whose wait for an
+	// answer a refusal bounds (set before the relay starts).
+	g        *Gate
+	pol      *policy.Policy
+	key      conntrack.Key
+	upstream net.Conn
 }
 
 // refusalDrain bounds how long the server may take to answer the requests
@@ -41,7 +48,18 @@ const refusalDrain = 5 * time.Second
 
 // errPayloadHit ends the relay (both sides aborted) when a payload rule
 // refuses client bytes the gate inspected.
-var errPayloadHit = errors.New("stack: payload rule refused the client's bytes")
+var errPayloadHit = errors.New("l7gate: payload rule refused the client's bytes")
+
+// refused applies a refusal the gate found.
+func (g *httpGate) refused(h *policy.Hit) { g.g.applyHit(verdict.StageHit, g.pol, h, g.key) }
+
+// expire bounds the wait for the server's answers once the client's
+// stream was cut.
+func (g *httpGate) expire() {
+	if g.upstream != nil {
+		_ = g.upstream.SetReadDeadline(time.Now().Add(refusalDrain))
+	}
+}
 
 // inspect feeds data, the client's next bytes, request by request. It
 // returns how many leading bytes may be forwarded and, when something
@@ -81,7 +99,8 @@ func (g *httpGate) inspect(data []byte) (keep int, h policy.Hit, hit bool) {
 	return len(data), policy.Hit{}, false
 }
 
-func isPayloadHit(h *policy.Hit) bool { return hitField(h) == policy.FieldPayload }
+// isPayloadHit: a pattern matched, rather than an HTTP request refused.
+func isPayloadHit(h *policy.Hit) bool { return h.Decided() == policy.FieldPayload }
 
 // offsetIn returns where sub starts in data, -1 when sub does not point
 // into data (a head that began in earlier bytes).
@@ -117,8 +136,8 @@ func (w gatedInspector) Done() bool {
 	return w.g.in.Done()
 }
 
-// gatedRead is clientConn.Read for a gated flow.
-func (c *clientConn) gatedRead(b []byte) (int, error) {
+// gatedRead is ClientConn.Read for a gated flow.
+func (c *ClientConn) gatedRead(b []byte) (int, error) {
 	g := c.gate
 	if g.eof {
 		return 0, io.EOF
@@ -131,7 +150,7 @@ func (c *clientConn) gatedRead(b []byte) (int, error) {
 	if !hit {
 		return n, err
 	}
-	g.onRefuse(h)
+	g.refused(&h)
 	c.refuseLater(h.Action, h.Reject)
 	if isPayloadHit(&h) {
 		return 0, errPayloadHit
@@ -140,9 +159,7 @@ func (c *clientConn) gatedRead(b []byte) (int, error) {
 	// half-closes the server's side and relays its answers to the
 	// requests before it; Close then refuses the client.
 	g.eof = true
-	if g.expire != nil {
-		g.expire(refusalDrain)
-	}
+	g.expire()
 	if keep == 0 {
 		return 0, io.EOF
 	}
