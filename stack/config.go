@@ -92,4 +92,3 @@ func (c *Config) Validate() cfgerr.List {
 	}
 	return l
 }
-

@@ -46,4 +46,3 @@ func (s *Stack) forwardEcho(b []byte, p *packet.Parsed) {
 		s.writeOne(out, &key)
 	}()
 }
-

@@ -103,8 +103,8 @@ type Stack struct {
 	dialUDP  func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error)
 	upstream tcpDialer // dialTCP, counting failures: the forwarder's and the L7 gate's dial
 	echo     Echoer
-	pinger  *egress.Pinger // closed by Run's teardown when New created it
-	echoSem chan struct{}  // one token per echo in flight
+	pinger   *egress.Pinger // closed by Run's teardown when New created it
+	echoSem  chan struct{}  // one token per echo in flight
 
 	// flowCtx ends every flow goroutine (forwarder handlers, relays,
 	// echoes); Run cancels it at teardown and then waits on flows.
@@ -201,6 +201,7 @@ func (d tcpDialer) DialTCP(ctx context.Context, dst netip.AddrPort) (*net.TCPCon
 	}
 	return c, err
 }
+
 // buildNetstack creates the gVisor stack: both IP versions, TCP and UDP,
 // one promiscuous, spoofing NIC (it must accept and originate packets for
 // any address) with default routes for both families, and the forwarders.
