@@ -289,9 +289,6 @@ func (t *Table) hash(k *Key) uint64 {
 
 func (t *Table) shardFor(h uint64) *shard { return &t.shards[h>>(64-shardBits)] }
 
-// shardOf is the shard k's flow lives in.
-func (t *Table) shardOf(k *Key) *shard { return t.shardFor(t.hash(k)) }
-
 func sourceOf(k *Key) srcKey {
 	s := srcKey{addr: k.Src, fam: k.Family}
 	if k.Family == 6 {

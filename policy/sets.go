@@ -201,19 +201,6 @@ type addrSet struct {
 	dyn *dynSet
 }
 
-func (c addrCond) match(a netip.Addr, clk *clock) bool {
-	for i := range c {
-		if s := &c[i]; s.pfx != nil {
-			if s.pfx.contains(a) {
-				return true
-			}
-		} else if s.dyn.contains(a, clk.get()) {
-			return true
-		}
-	}
-	return false
-}
-
 // addrMemo remembers one static set's answer for one address during a
 // walk over the rules: rules tend to name the same sets (@lan, a big block
 // list), and a lookup in a 100k-prefix set costs more than the rest of a
@@ -223,8 +210,9 @@ type addrMemo struct {
 	hit bool
 }
 
-// matchMemo is match with the static sets' answers taken from and kept in
-// m; m must only ever see the same address a.
+// matchMemo reports whether any of c's sets contains a, with the static
+// sets' answers taken from and kept in m; m must only ever see the same
+// address a.
 func (c addrCond) matchMemo(a netip.Addr, clk *clock, m *addrMemo) bool {
 	for i := range c {
 		s := &c[i]

@@ -165,10 +165,10 @@ func TestEvasionPayloadSegments(t *testing.T) {
 					}
 					return f.reset()
 				}
-				got, _ := rec.waitFor(complete, 5*time.Second)
+				_, settled := rec.waitFor(complete, 5*time.Second)
 				// Anything still in flight gets its chance to leak.
 				time.Sleep(advQuiet)
-				got = rec.received()
+				got := rec.received()
 				mustBlock := true
 				for _, s := range streams {
 					mustBlock = mustBlock && strings.Contains(s, evasionPattern)
@@ -179,6 +179,12 @@ func TestEvasionPayloadSegments(t *testing.T) {
 
 				if containsAny(got, evasionPattern) {
 					t.Fatalf("the server received %q: %s", evasionPattern, quoteConns(got))
+				}
+				// The rule rejects, so every flow ends one way or the other
+				// within the wait: a whole stream at the server, or a reset
+				// at the client. Neither is a gateway that stalled the flow.
+				if !settled {
+					t.Errorf("after 5s the server had no whole stream of %q and the client no reset: %s", streams, quoteConns(got))
 				}
 				switch {
 				case mustBlock:

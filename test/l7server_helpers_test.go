@@ -90,13 +90,6 @@ func (rec *recorder) received() [][]byte {
 	return out
 }
 
-// accepted is how many connections the server accepted.
-func (rec *recorder) accepted() int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return len(rec.conns)
-}
-
 // waitFor waits up to timeout until ok holds for what the connections
 // sent, and returns the last state it looked at.
 func (rec *recorder) waitFor(ok func([][]byte) bool, timeout time.Duration) ([][]byte, bool) {

@@ -5,6 +5,7 @@ package units
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -96,12 +97,19 @@ func (d *Duration) UnmarshalTOML(v any) error {
 	return nil
 }
 
+const day = 24 * time.Hour
+
 // ParseDuration is time.ParseDuration plus a whole-days suffix ("5d").
 func ParseDuration(s string) (time.Duration, error) {
 	if strings.HasSuffix(s, "d") {
 		n, err := strconv.ParseInt(strings.TrimSuffix(s, "d"), 10, 64)
 		if err == nil && n >= 0 {
-			return time.Duration(n) * 24 * time.Hour, nil
+			// Past about 292 years the nanosecond count would wrap,
+			// to a short or negative timeout.
+			if n > math.MaxInt64/int64(day) {
+				return 0, fmt.Errorf("duration %q is too long (at most %dd)", s, math.MaxInt64/int64(day))
+			}
+			return time.Duration(n) * day, nil
 		}
 	}
 	x, err := time.ParseDuration(s)

@@ -89,21 +89,35 @@ func matcherSeeds() map[string][][]byte {
 	}
 }
 
-func TestWriteMatcherSeeds(t *testing.T) {
-	if !*update {
-		t.Skip("run with -update to rewrite testdata/fuzz/FuzzMatcher")
-	}
+// TestMatcherSeeds checks that testdata/fuzz/FuzzMatcher holds exactly the
+// seeds matcherSeeds encodes, so the committed corpus cannot drift from
+// the cases it is meant to be; -update rewrites it.
+func TestMatcherSeeds(t *testing.T) {
 	dir := filepath.Join("testdata", "fuzz", "FuzzMatcher")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
+	if *update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for name, args := range matcherSeeds() {
 		s := "go test fuzz v1\n"
 		for _, a := range args {
 			s += "[]byte(" + strconv.Quote(string(a)) + ")\n"
 		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
+		path := filepath.Join(dir, name)
+		if *update {
+			if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Errorf("%v (rerun with -update to write it)", err)
+			continue
+		}
+		if string(got) != s {
+			t.Errorf("%s: got\n%s\nwant\n%s(rerun with -update to rewrite it)", path, got, s)
 		}
 	}
 }
