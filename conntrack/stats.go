@@ -79,7 +79,7 @@ func (t *Table) Stats() Stats {
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d max=%d slots=%d rebuilds=%d",
+	return fmt.Sprintf("found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d max_flows=%d slots=%d rebuilds=%d",
 		s.Found, s.New, s.Invalid, s.Ignore, s.Related, s.Insert, s.InsertFailed, s.Drop,
 		s.EarlyDrop, s.SearchRestart, s.Expired, s.Removed, s.SourceLimit, s.HalfOpenLimit,
 		s.MaxFlows, s.Slots, s.Rebuilds)

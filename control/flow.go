@@ -259,7 +259,7 @@ func StatsFrom(s conntrack.Stats, flows int) Stats {
 }
 
 func (s Stats) String() string {
-	return fmt.Sprintf("flows=%d max=%d found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d slots=%d rebuilds=%d",
+	return fmt.Sprintf("flows=%d max_flows=%d found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d slots=%d rebuilds=%d",
 		s.Flows, s.MaxFlows, s.Found, s.New, s.Invalid, s.Ignore, s.Related, s.Insert, s.InsertFailed, s.Drop,
 		s.EarlyDrop, s.SearchRestart, s.Expired, s.Removed, s.SourceLimit, s.HalfOpenLimit, s.Slots, s.Rebuilds)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/tungate/tungate/internal/units"
 )
 
-// Defaults of [inspect] and [log] (DESIGN §5).
+// Defaults of [inspect] and [log] (docs/configuration.md).
 const (
 	DefaultInspectMaxBytes    units.Size     = 16384
 	DefaultInspectTimeout     units.Duration = units.Duration(500 * time.Millisecond)

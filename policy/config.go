@@ -145,7 +145,7 @@ type AddToConfig struct {
 type PayloadConfig struct {
 	Contains string `toml:"contains"` // a literal
 	Hex      string `toml:"hex"`      // a byte-exact literal in hex: "de ad be ef" (blanks optional)
-	Regex    string `toml:"regex"`    // RE2 over the stream text, see the README
+	Regex    string `toml:"regex"`    // RE2 over the stream text, see docs/configuration.md
 	NoCase   bool   `toml:"nocase"`   // ASCII case folding (contains, regex)
 	Dir      string `toml:"dir"`      // to_server | to_client | both (default to_server)
 

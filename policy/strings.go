@@ -105,8 +105,9 @@ func (f L7Field) String() string {
 	return "field(" + strconv.Itoa(int(f)) + ")"
 }
 
-// LogKey is the decision-log attribute for the field's value (DESIGN
-// §4): sni, http_host, http_method, http_path, dns_qname or pattern.
+// LogKey is the decision-log attribute for the field's value (see
+// docs/operations.md): sni, http_host, http_method, http_path, dns_qname
+// or pattern.
 func (f L7Field) LogKey() string {
 	switch f {
 	case FieldSNI:

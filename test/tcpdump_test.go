@@ -23,7 +23,7 @@ const tcpdumpPort = 47321
 
 // TestTcpdumpOnTun captures on tungate0 inside the gateway namespace while a
 // connection goes through, and checks that the capture holds that
-// connection's packets both ways: the supported debugging path of DESIGN §1.
+// connection's packets both ways: the supported debugging path (docs/operations.md).
 func TestTcpdumpOnTun(t *testing.T) {
 	tcpdump := requireTool(t, "tcpdump")
 	l := newLab(t)

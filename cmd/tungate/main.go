@@ -29,7 +29,8 @@ const usage = `tungate: a user-space transparent filtering gateway
 usage:
   tungate run -c FILE        run the gateway in the foreground (SIGHUP reloads, SIGINT/SIGTERM stop)
   tungate check -c FILE      validate and compile a config; errors as FILE:LINE:COL: message
-  tungate explain -c FILE --proto P --src IP:PORT --dst IP:PORT [--payload TEXT] [--ct-state S]
+  tungate explain -c FILE --proto P --src IP:PORT --dst IP:PORT [--sni NAME] [--http-host H] [--http-method M]
+                 [--http-path P] [--dns-qname N] [--payload TEXT] [--icmp-type T] [--ct-state S] [--src-conns N]
                              which rule decides a flow, and why each earlier rule did not
   tungate demo               run the gateway in a throw-away namespace lab and show what it does
   tungate conntrack [-s SOCK] [--json] [-v] [--stats] [--proto P] [--src A] [--dst A] [--state S] [--rule R]
