@@ -214,8 +214,16 @@ func TestMemoryPerEntry(t *testing.T) {
 	if tab.Len() != n {
 		t.Fatalf("Len %d", tab.Len())
 	}
+	// The budget: a million flows in 256 MiB, slots, control bytes, list
+	// nodes and per-source counts included.
+	if perEntry > maxBytesPerFlow {
+		t.Errorf("%.0f heap bytes per flow; want at most %d", perEntry, maxBytesPerFlow)
+	}
 	runtime.KeepAlive(tab)
 }
+
+// maxBytesPerFlow is TestMemoryPerEntry's budget.
+const maxBytesPerFlow = 256
 
 // BenchmarkGCPause1M is a forced garbage collection with a live 1M-flow
 // table: ns/op is the whole cycle (the table is pointer-free, so marking
