@@ -218,20 +218,6 @@ func tcpHdr(sport, dport uint16, seq, ack uint32, flags uint8, payload []byte) [
 	return b
 }
 
-// tcpHdrOpts is tcpHdr with options (padded with NOPs to 4 bytes).
-func tcpHdrOpts(sport, dport uint16, seq, ack uint32, flags uint8, opts, payload []byte) []byte {
-	pad := (4 - len(opts)%4) % 4
-	ol := len(opts) + pad
-	b := tcpHdr(sport, dport, seq, ack, flags, make([]byte, ol+len(payload)))
-	copy(b[20:], opts)
-	for i := range pad {
-		b[20+len(opts)+i] = 1
-	}
-	copy(b[20+ol:], payload)
-	b[12] = byte((20+ol)/4) << 4
-	return b
-}
-
 func udpHdr(sport, dport uint16, payload []byte) []byte {
 	b := make([]byte, 8+len(payload))
 	binary.BigEndian.PutUint16(b[0:], sport)
