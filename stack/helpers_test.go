@@ -2,7 +2,6 @@ package stack
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -12,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tungate/tungate/stack/packet"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/checksum"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"github.com/tungate/tungate/stack/packet/packettest"
 
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
@@ -205,87 +201,11 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // One-line packet builders. They compute correct checksums unless the
 // caller breaks them afterwards.
 
-func tcpHdr(sport, dport uint16, seq, ack uint32, flags uint8, payload []byte) []byte {
-	b := make([]byte, 20+len(payload))
-	binary.BigEndian.PutUint16(b[0:], sport)
-	binary.BigEndian.PutUint16(b[2:], dport)
-	binary.BigEndian.PutUint32(b[4:], seq)
-	binary.BigEndian.PutUint32(b[8:], ack)
-	b[12] = 5 << 4
-	b[13] = flags
-	binary.BigEndian.PutUint16(b[14:], 65535)
-	copy(b[20:], payload)
-	return b
-}
-
-func udpHdr(sport, dport uint16, payload []byte) []byte {
-	b := make([]byte, 8+len(payload))
-	binary.BigEndian.PutUint16(b[0:], sport)
-	binary.BigEndian.PutUint16(b[2:], dport)
-	binary.BigEndian.PutUint16(b[4:], uint16(len(b)))
-	copy(b[8:], payload)
-	return b
-}
-
-func echoHdr(v6 bool, id, seq uint16, payload []byte) []byte {
-	b := make([]byte, 8+len(payload))
-	b[0] = 8
-	if v6 {
-		b[0] = 128
-	}
-	binary.BigEndian.PutUint16(b[4:], id)
-	binary.BigEndian.PutUint16(b[6:], seq)
-	copy(b[8:], payload)
-	return b
-}
-
-// ipPkt wraps l4 in an IP header from src to dst (TTL 64, DF on IPv4)
-// and fills the transport checksum.
-func ipPkt(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
-	family, ipLen := uint8(4), header.IPv4MinimumSize
-	if src.Is6() {
-		family, ipLen = 6, header.IPv6MinimumSize
-	}
-	if proto == packet.ProtoICMP && family == 6 {
-		proto = packet.ProtoICMPv6
-	}
-	out := make([]byte, ipLen+len(l4))
-	s, d := tcpip.AddrFromSlice(src.AsSlice()), tcpip.AddrFromSlice(dst.AsSlice())
-	if family == 4 {
-		ip := header.IPv4(out)
-		ip.Encode(&header.IPv4Fields{TotalLength: uint16(len(out)), Flags: header.IPv4FlagDontFragment, TTL: 64, Protocol: proto, SrcAddr: s, DstAddr: d})
-		ip.SetChecksum(^ip.CalculateChecksum())
-	} else {
-		header.IPv6(out).Encode(&header.IPv6Fields{PayloadLength: uint16(len(l4)), TransportProtocol: tcpip.TransportProtocolNumber(proto), HopLimit: 64, SrcAddr: s, DstAddr: d})
-	}
-	copy(out[ipLen:], l4)
-	fillChecksum(out, family, ipLen, proto)
-	return out
-}
-
-// fillChecksum computes the transport checksum of the segment at
-// pkt[l4:]: over the pseudo-header for TCP, UDP and ICMPv6, over the
-// message alone for ICMPv4.
-func fillChecksum(pkt []byte, family uint8, l4 int, proto uint8) {
-	off, ok := map[uint8]int{packet.ProtoTCP: 16, packet.ProtoUDP: 6, packet.ProtoICMP: 2, packet.ProtoICMPv6: 2}[proto]
-	if !ok {
-		return // an extension header: the caller fills the transport's
-	}
-	seg := pkt[l4:]
-	seg[off], seg[off+1] = 0, 0
-	var sum uint16
-	if proto != packet.ProtoICMP {
-		var src, dst []byte
-		if family == 4 {
-			src, dst = pkt[12:16], pkt[16:20]
-		} else {
-			src, dst = pkt[8:24], pkt[24:40]
-		}
-		sum = header.PseudoHeaderChecksum(tcpip.TransportProtocolNumber(proto), tcpip.AddrFromSlice(src), tcpip.AddrFromSlice(dst), uint16(len(seg)))
-	}
-	binary.BigEndian.PutUint16(seg[off:], ^checksum.Checksum(seg, sum))
-}
-
-func synPkt(src, dst netip.Addr, sport, dport uint16) []byte {
-	return ipPkt(src, dst, packet.ProtoTCP, tcpHdr(sport, dport, 1000, 0, 0x02, nil))
-}
+// One-line packet builders (packettest), under the names these tests use.
+var (
+	tcpHdr  = packettest.TCPHdr
+	udpHdr  = packettest.UDPHdr
+	echoHdr = packettest.EchoHdr
+	ipPkt   = packettest.IP
+	synPkt  = packettest.SYN
+)

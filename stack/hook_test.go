@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tungate/tungate/stack/packet/packettest"
+
 	"github.com/tungate/tungate/stack/packet"
 	"github.com/tungate/tungate/stack/verdict"
 
@@ -190,7 +192,7 @@ func TestMalformedCounted(t *testing.T) {
 		{"udp6 zero checksum", mod(udp6, func(b []byte) { b[46], b[47] = 0, 0 }), packet.ReasonChecksum},
 		{"gre", mod(syn, func(b []byte) { b[9] = 47; fixIP(b) }), packet.ReasonProto},
 		{"v6 fragment", mod(udp6, func(b []byte) { b[6] = byte(header.IPv6FragmentExtHdrIdentifier) }), packet.ReasonFragment},
-		{"v6 ext loop", v6ExtChain(20), packet.ReasonExtHeader},
+		{"v6 ext loop", packettest.V6ExtChain(cli6, srv6, 20), packet.ReasonExtHeader},
 		{"icmp timestamp", ipPkt(cli4, srv4, packet.ProtoICMP, mod(echoHdr(false, 1, 1, nil), func(b []byte) { b[0] = 13 })), packet.ReasonICMPType},
 		{"icmp error quoting junk", ipPkt(cli4, srv4, packet.ProtoICMP, []byte{3, 3, 0, 0, 0, 0, 0, 0, 1, 2, 3}), packet.ReasonICMPQuote},
 	}
@@ -207,23 +209,6 @@ func TestMalformedCounted(t *testing.T) {
 			}
 		})
 	}
-}
-
-// v6ExtChain is a UDP packet behind n hop-by-hop style headers.
-func v6ExtChain(n int) []byte {
-	udp := udpHdr(1, 53, []byte("q"))
-	ext := make([]byte, 0, n*8+len(udp))
-	for i := range n {
-		next := byte(header.IPv6DestinationOptionsExtHdrIdentifier)
-		if i == n-1 {
-			next = packet.ProtoUDP
-		}
-		ext = append(ext, next, 0, 1, 4, 0, 0, 0, 0) // PadN option
-	}
-	ext = append(ext, udp...)
-	b := ipPkt(cli6, srv6, uint8(header.IPv6DestinationOptionsExtHdrIdentifier), ext)
-	fillChecksum(b, 6, 40+n*8, packet.ProtoUDP)
-	return b
 }
 
 func TestEchoForwarded(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/tungate/tungate/stack/packet/packettest"
+
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -27,97 +29,15 @@ func families() []struct {
 	}{{"v4", cli4, srv4}, {"v6", cli6, srv6}}
 }
 
-// One-line packet builders. They compute correct checksums unless the
-// caller breaks them afterwards.
-
-func tcpHdr(sport, dport uint16, seq, ack uint32, flags uint8, payload []byte) []byte {
-	b := make([]byte, 20+len(payload))
-	binary.BigEndian.PutUint16(b[0:], sport)
-	binary.BigEndian.PutUint16(b[2:], dport)
-	binary.BigEndian.PutUint32(b[4:], seq)
-	binary.BigEndian.PutUint32(b[8:], ack)
-	b[12] = 5 << 4
-	b[13] = flags
-	binary.BigEndian.PutUint16(b[14:], 65535)
-	copy(b[20:], payload)
-	return b
-}
-
-// tcpHdrOpts is tcpHdr with options (padded with NOPs to 4 bytes).
-func tcpHdrOpts(sport, dport uint16, seq, ack uint32, flags uint8, opts, payload []byte) []byte {
-	pad := (4 - len(opts)%4) % 4
-	ol := len(opts) + pad
-	b := tcpHdr(sport, dport, seq, ack, flags, make([]byte, ol+len(payload)))
-	copy(b[20:], opts)
-	for i := range pad {
-		b[20+len(opts)+i] = 1
-	}
-	copy(b[20+ol:], payload)
-	b[12] = byte((20+ol)/4) << 4
-	return b
-}
-
-func udpHdr(sport, dport uint16, payload []byte) []byte {
-	b := make([]byte, 8+len(payload))
-	binary.BigEndian.PutUint16(b[0:], sport)
-	binary.BigEndian.PutUint16(b[2:], dport)
-	binary.BigEndian.PutUint16(b[4:], uint16(len(b)))
-	copy(b[8:], payload)
-	return b
-}
-
-func echoHdr(v6 bool, id, seq uint16, payload []byte) []byte {
-	b := make([]byte, 8+len(payload))
-	b[0] = 8
-	if v6 {
-		b[0] = 128
-	}
-	binary.BigEndian.PutUint16(b[4:], id)
-	binary.BigEndian.PutUint16(b[6:], seq)
-	copy(b[8:], payload)
-	return b
-}
-
-// ipPkt wraps l4 in an IP header from src to dst and fills the transport
-// checksum; ProtoICMP becomes ProtoICMPv6 between IPv6 addresses.
-func ipPkt(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
-	family, ipLen := uint8(4), 20
-	if src.Is6() {
-		family, ipLen = 6, 40
-	}
-	if proto == ProtoICMP && family == 6 {
-		proto = ProtoICMPv6
-	}
-	out := make([]byte, ipLen+len(l4))
-	oldPutIPHeader(out, family, src.AsSlice(), dst.AsSlice(), proto, len(out))
-	copy(out[ipLen:], l4)
-	off := map[uint8]int{ProtoTCP: 16, ProtoUDP: 6, ProtoICMP: 2, ProtoICMPv6: 2}[proto]
-	oldSetTransportChecksum(out, family, ipLen, off, proto)
-	return out
-}
-
-func synPkt(src, dst netip.Addr, sport, dport uint16) []byte {
-	return ipPkt(src, dst, ProtoTCP, tcpHdr(sport, dport, 1000, 0, TCPSyn, nil))
-}
-
-// v6ExtChain is a UDP packet behind n destination options headers.
-func v6ExtChain(n int) []byte {
-	udp := udpHdr(1, 53, []byte("q"))
-	ext := make([]byte, 0, n*8+len(udp))
-	for i := range n {
-		next := byte(ip6DestOpts)
-		if i == n-1 {
-			next = ProtoUDP
-		}
-		ext = append(ext, next, 0, 1, 4, 0, 0, 0, 0) // PadN option
-	}
-	ext = append(ext, udp...)
-	b := make([]byte, 40+len(ext))
-	oldPutIPHeader(b, 6, cli6.AsSlice(), srv6.AsSlice(), ip6DestOpts, len(b))
-	copy(b[40:], ext)
-	oldSetTransportChecksum(b, 6, 40+n*8, 6, ProtoUDP)
-	return b
-}
+// One-line packet builders (packettest), under the names these tests use.
+var (
+	tcpHdr     = packettest.TCPHdr
+	tcpHdrOpts = packettest.TCPHdrOpts
+	udpHdr     = packettest.UDPHdr
+	echoHdr    = packettest.EchoHdr
+	ipPkt      = packettest.IP
+	synPkt     = packettest.SYN
+)
 
 // v4Options is pkt (IPv4) with a 4-byte IP option (NOP, NOP, NOP, EOL)
 // inserted, header checksum fixed.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/tungate/tungate/stack/packet/packettest"
+
 	"github.com/tungate/tungate/conntrack"
 )
 
@@ -32,7 +34,7 @@ func seedPackets() map[string][]byte {
 		"echo6":     ipPkt(cli6, srv6, ProtoICMP, echoHdr(true, 1, 2, []byte("ping"))),
 		"unreach4":  unreach4[:ICMPError(unreach4, udp4, &p4, PortUnreachable)],
 		"unreach6":  unreach6[:ICMPError(unreach6, tcp6, &p6, PortUnreachable)],
-		"ext6":      v6ExtChain(3),
+		"ext6":      packettest.V6ExtChain(cli6, srv6, 3),
 		"syn4-opts": ipPkt(cli4, srv4, ProtoTCP, tcpHdrOpts(40000, 80, 1, 0, TCPSyn, synOpts, nil)),
 		"ack6-sack": ipPkt(cli6, srv6, ProtoTCP, tcpHdrOpts(40000, 80, 1, 2, TCPAck, sackOpts, []byte("x"))),
 		"xmas4":     ipPkt(cli4, srv4, ProtoTCP, tcpHdr(40000, 80, 1, 0, TCPFin|TCPPsh|TCPUrg, nil)),
@@ -167,7 +169,7 @@ func TestParseFields(t *testing.T) {
 		{"tcp6 data", ipPkt(cli6, srv6, ProtoTCP, tcpHdr(1, 443, 7, 9, TCPAck, []byte("hi"))), key(ProtoTCP, cli6, srv6, 1, 443), TCPAck, 7, 9, 40, 60, false},
 		{"tcp4 ip options", v4Options(synPkt(cli4, srv4, 2, 80)), key(ProtoTCP, cli4, srv4, 2, 80), TCPSyn, 1000, 0, 24, 44, false},
 		{"udp4", ipPkt(cli4, srv4, ProtoUDP, udpHdr(5, 53, []byte("q"))), key(ProtoUDP, cli4, srv4, 5, 53), 0, 0, 0, 20, 28, false},
-		{"udp6 behind options", v6ExtChain(2), key(ProtoUDP, cli6, srv6, 1, 53), 0, 0, 0, 56, 64, false},
+		{"udp6 behind options", packettest.V6ExtChain(cli6, srv6, 2), key(ProtoUDP, cli6, srv6, 1, 53), 0, 0, 0, 56, 64, false},
 		{"echo4 request", ipPkt(cli4, srv4, ProtoICMP, echoHdr(false, 7, 1, []byte("p"))), key(ProtoICMP, cli4, srv4, 7, 0), 0, 0, 0, 20, 28, true},
 		{"echo6 request", ipPkt(cli6, srv6, ProtoICMP, echoHdr(true, 7, 1, []byte("p"))), key(ProtoICMPv6, cli6, srv6, 7, 0), 0, 0, 0, 40, 48, true},
 		{"echo4 reply", ipPkt(srv4, cli4, ProtoICMP, mod(echoHdr(false, 7, 1, nil), func(b []byte) { b[0] = 0 })), key(ProtoICMP, srv4, cli4, 7, 0), 0, 0, 0, 20, 28, false},
@@ -239,8 +241,8 @@ func TestParseDropReasons(t *testing.T) {
 		{"icmpv6 over ipv4", ipPkt(cli4, srv4, ProtoICMPv6, echoHdr(true, 1, 1, nil)), ReasonProto},
 		{"v6 fragment", mod(udp6, func(b []byte) { b[6] = ip6Fragment }), ReasonFragment},
 		{"v6 no next header", mod(udp6, func(b []byte) { b[6] = 59 }), ReasonProto},
-		{"v6 ext loop", v6ExtChain(20), ReasonExtHeader},
-		{"v6 ext truncated", mod(v6ExtChain(1), func(b []byte) { b[41] = 9 }), ReasonExtHeader},
+		{"v6 ext loop", packettest.V6ExtChain(cli6, srv6, 20), ReasonExtHeader},
+		{"v6 ext truncated", mod(packettest.V6ExtChain(cli6, srv6, 1), func(b []byte) { b[41] = 9 }), ReasonExtHeader},
 		{"icmp truncated", cut(ipPkt(cli4, srv4, ProtoICMP, echoHdr(false, 1, 1, nil)), 27), ReasonTransport},
 		{"icmpv6 truncated", cut(ipPkt(cli6, srv6, ProtoICMP, echoHdr(true, 1, 1, nil)), 47), ReasonTransport},
 		{"icmp checksum", mod(ipPkt(cli4, srv4, ProtoICMP, echoHdr(false, 1, 1, nil)), func(b []byte) { b[22] ^= 0xff }), ReasonChecksum},
