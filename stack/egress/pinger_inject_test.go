@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/internal/testenv"
+
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -24,7 +26,7 @@ func TestPingerTakesOnlyItsReply(t *testing.T) {
 	ns := testNetns(t)
 	netnsSysctl(t, ns, "net.ipv4.icmp_echo_ignore_all", "1")
 	netnsSysctl(t, ns, "net.ipv6.icmp.echo_ignore_all", "1")
-	noLeak(t)
+	testenv.NoLeak(t)
 	families := []struct {
 		name       string
 		dst, other netip.Addr

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/internal/testenv"
+
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -40,7 +42,7 @@ func TestPingerWithoutSockets(t *testing.T) {
 // mark, in a fresh namespace.
 func TestPingerNetns(t *testing.T) {
 	ns := testNetns(t, silentNeighbour...)
-	noLeak(t)
+	testenv.NoLeak(t)
 	inNetns(t, ns, func() {
 		ctx := context.Background()
 		p, err := NewPinger(Config{Interface: "lo", Mark: 7321}, nil)
@@ -146,7 +148,7 @@ func checkKernelChecksumsICMPv6(t *testing.T, f *pingFamily) {
 
 func TestPingerTimeoutCancelClose(t *testing.T) {
 	ns := testNetns(t, silentNeighbour...)
-	noLeak(t)
+	testenv.NoLeak(t)
 	silent := netip.MustParseAddr("198.18.0.2")
 	inNetns(t, ns, func() {
 		p, err := NewPinger(Config{}, nil)

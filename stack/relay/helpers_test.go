@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net"
-	"runtime"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tungate/tungate/policy"
 )
@@ -90,26 +88,6 @@ func tcpPair(t testing.TB) (dialed, accepted *net.TCPConn) {
 		t.Fatal(r.err)
 	}
 	return d, r.c
-}
-
-// noLeak fails the test if goroutines started during it outlive it.
-func noLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("goroutines: got %d after, want at most %d as before\n%s", n, before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
 }
 
 // isReset reports whether err is how a socket sees its peer's RST.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/internal/testenv"
+
 	"github.com/tungate/tungate/policy"
 )
 
@@ -69,7 +71,7 @@ func (e *tcpEnv) wait(t testing.TB) Stats {
 }
 
 func TestTCPIntegrity(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	e := startTCP(t, nil, nil)
 	up := make([]byte, 5<<20+123)
 	down := make([]byte, 3<<20+7)
@@ -112,7 +114,7 @@ func TestTCPHalfClose(t *testing.T) {
 		{"server-closes-first", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			noLeak(t)
+			testenv.NoLeak(t)
 			e := startTCP(t, nil, nil)
 			closer, other := e.srv, e.app
 			if tc.clientFirst {
@@ -160,7 +162,7 @@ func TestTCPSplitPatternBlocked(t *testing.T) {
 		{"to-server-drop-no-handler", policy.ToServer, policy.ActionDrop, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			noLeak(t)
+			testenv.NoLeak(t)
 			ins := &fakeInspector{pats: []fakePattern{{dir: tc.dir, text: "EVILPATTERN", action: tc.action, rule: 3}}}
 			hits := &hitRecorder{}
 			var onHit HitHandler = hits
@@ -215,7 +217,7 @@ func TestTCPSplitPatternBlocked(t *testing.T) {
 }
 
 func TestTCPAllowHitStopsInspection(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	ins := &fakeInspector{pats: []fakePattern{
 		{dir: policy.ToServer, text: "TRUSTED", action: policy.ActionAllow, rule: 1},
 		{dir: policy.ToServer, text: "EVIL", action: policy.ActionDrop, rule: 2},
@@ -253,7 +255,7 @@ func TestTCPAllowHitStopsInspection(t *testing.T) {
 }
 
 func TestTCPCancel(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	e := startTCP(t, nil, nil)
 	if _, err := e.app.Write([]byte("x")); err != nil {
 		t.Fatal(err)
@@ -271,7 +273,7 @@ func TestTCPCancel(t *testing.T) {
 }
 
 func TestTCPUpstreamResetAbortsClient(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	e := startTCP(t, nil, nil)
 	if _, err := e.app.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
@@ -290,7 +292,7 @@ func TestTCPUpstreamResetAbortsClient(t *testing.T) {
 }
 
 func TestTCPDoneInspectorNotFed(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	var ins *doneInspector // Feed panics: the relay must not call it
 	e := startTCP(t, ins, nil)
 	e.app.Write([]byte("abc"))

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/tungate/tungate/internal/testenv"
 )
 
 // udpEnv is client app <-> [client conn | UDP | upstream conn] <-> echo server.
@@ -93,7 +95,7 @@ func (e *udpEnv) wait(t testing.TB) Stats {
 }
 
 func TestUDPEchoAndIdle(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	e := startUDP(t, 300*time.Millisecond)
 	e.app.SetReadDeadline(time.Now().Add(10 * time.Second))
 	sizes := []int{1, 0, 1400, 9000, 65507}
@@ -125,7 +127,7 @@ func TestUDPEchoAndIdle(t *testing.T) {
 
 // Traffic keeps the flow alive past several idle periods; only silence ends it.
 func TestUDPTrafficRefreshesIdle(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	idle := time.Second
 	e := startUDP(t, idle)
 	buf := make([]byte, 64)
@@ -146,7 +148,7 @@ func TestUDPTrafficRefreshesIdle(t *testing.T) {
 }
 
 func TestUDPCancel(t *testing.T) {
-	noLeak(t)
+	testenv.NoLeak(t)
 	e := startUDP(t, time.Hour)
 	e.app.SetReadDeadline(time.Now().Add(10 * time.Second))
 	e.roundTrip(t, []byte("hello"), make([]byte, 64))
