@@ -196,7 +196,11 @@ func (s *Stack) recheck(pol *policy.Policy, p *packet.Parsed, res *conntrack.Res
 // and MLD, anything malformed).
 func (s *Stack) trackOutbound(b []byte) (uint32, bool) {
 	var p packet.Parsed
-	if packet.ParseOutbound(b, &p) != packet.ReasonNone {
+	switch packet.ParseOutbound(b, &p) {
+	case packet.ReasonNone:
+	case packet.ReasonFragment:
+		return s.trackOutboundFragment(b, &p), true
+	default:
 		s.ctr.txFiltered.Add(1)
 		return 0, false
 	}
@@ -210,6 +214,23 @@ func (s *Stack) trackOutbound(b []byte) (uint32, bool) {
 		s.pol.Load().CountPacketByID(res.Verdict.Rule, p.CT.Len)
 	}
 	return packet.FlowHash(&p.CT.Key), true
+}
+
+// trackOutboundFragment handles a fragment gVisor emitted for a datagram
+// larger than the link MTU (a large UDP answer or echo reply): the first
+// fragment is tracked as the flow's reply, the others carry no ports.
+// Every fragment of a datagram hashes to one queue, so none overtakes
+// another.
+func (s *Stack) trackOutboundFragment(b []byte, p *packet.Parsed) uint32 {
+	s.ctr.txFragments.Add(1)
+	if packet.OutboundFragment(b, p) {
+		if res := s.ct.Track(&p.CT); res.Found {
+			s.pol.Load().CountPacketByID(res.Verdict.Rule, p.CT.Len)
+		}
+	}
+	k := p.CT.Key
+	k.SrcPort, k.DstPort = 0, 0
+	return packet.FlowHash(&k)
 }
 
 // flowOf describes p's flow for policy.

@@ -12,6 +12,7 @@ type Stats struct {
 	TxPackets, TxBytes uint64 // written to the TUN (gVisor output and synthesized replies)
 	TxErrors           uint64 // packets the TUN refused, or larger than the MTU
 	TxFiltered         uint64 // gVisor output never written: its own NDP/MLD chatter, anything malformed
+	TxFragments        uint64 // fragments gVisor emitted for datagrams larger than the link MTU
 
 	Malformed map[string]uint64 // dropped before conntrack, by reason (only non-zero reasons)
 
@@ -43,6 +44,7 @@ type Stats struct {
 // decisions (verdict.Counters) and the decision log its suppressed lines.
 type counters struct {
 	rxPackets, rxBytes, txPackets, txBytes, txErrors, txFiltered atomic.Uint64
+	txFragments                                                  atomic.Uint64
 
 	malformed [packet.NumReasons]atomic.Uint64
 
@@ -56,6 +58,7 @@ func (s *Stack) snapshot() Stats {
 	st := Stats{
 		RxPackets: c.rxPackets.Load(), RxBytes: c.rxBytes.Load(),
 		TxPackets: c.txPackets.Load(), TxBytes: c.txBytes.Load(), TxErrors: c.txErrors.Load(), TxFiltered: c.txFiltered.Load(),
+		TxFragments:     c.txFragments.Load(),
 		Malformed:       make(map[string]uint64),
 		Invalid:         c.invalid.Load(),
 		PolicyDrops:     a.PolicyDrops.Load(),

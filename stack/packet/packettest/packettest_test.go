@@ -64,3 +64,29 @@ func TestV6ExtChain(t *testing.T) {
 		t.Errorf("chain: next header %d, last ext's next %d", b[6], b[40+2*8])
 	}
 }
+
+func TestFragments(t *testing.T) {
+	for _, tc := range []struct{ src, dst string }{{"198.18.1.2", "198.18.2.1"}, {"2001:2:0:1::2", "2001:2:0:2::1"}} {
+		src, dst := netip.MustParseAddr(tc.src), netip.MustParseAddr(tc.dst)
+		pkt := IP(src, dst, UDP, UDPHdr(1, 53, make([]byte, 3000)))
+		frags := Fragments(pkt, 1400, 7)
+		if len(frags) != 3 {
+			t.Fatalf("%s: %d fragments; want 3", tc.src, len(frags))
+		}
+		total := 0
+		for _, f := range frags {
+			if src.Is4() {
+				ip := header.IPv4(f)
+				if !ip.IsChecksumValid() || ip.ID() != 7 {
+					t.Errorf("%s: fragment header invalid", tc.src)
+				}
+				total += len(ip.Payload())
+			} else {
+				total += len(f) - header.IPv6MinimumSize - header.IPv6FragmentHeaderSize
+			}
+		}
+		if total != 3008 {
+			t.Errorf("%s: fragments carry %d payload bytes; want 3008", tc.src, total)
+		}
+	}
+}
