@@ -97,7 +97,8 @@ type Stack struct {
 
 	gs     *gstack.Stack
 	link   *linkEndpoint
-	txPool sync.Pool // *txBatch
+	txPool sync.Pool     // *txBatch
+	fragID atomic.Uint32 // identification of the fragments the gateway cuts
 
 	dialTCP  func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error)
 	dialUDP  func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error)

@@ -72,13 +72,31 @@ func (s *Stack) flushTx(t *txBatch) {
 func (s *Stack) writeOne(b []byte, k *conntrack.Key) {
 	t := s.getTx()
 	defer s.putTx(t)
+	t.hash = packet.FlowHash(k)
 	if len(b) > s.mtu {
-		s.ctr.txErrors.Add(1)
+		s.writeFragments(t, b)
 		return
 	}
 	copy(t.slot(0), b)
-	t.hash = packet.FlowHash(k)
 	t.add(len(b))
+	s.flushTx(t)
+}
+
+// writeFragments writes a reply the gateway originated that is larger than
+// the MTU (an echo reply to a large ping) as fragments. Such replies are
+// rare, so the scratch buffer each fragment is cut in is allocated here.
+func (s *Stack) writeFragments(t *txBatch, b []byte) {
+	ok := packet.Fragment(b, s.mtu, s.fragID.Add(1), make([]byte, s.mtu), func(f []byte) {
+		if t.full() {
+			s.flushTx(t)
+		}
+		copy(t.slot(t.n), f)
+		t.add(len(f))
+	})
+	if !ok {
+		s.ctr.txErrors.Add(1)
+		return
+	}
 	s.flushTx(t)
 }
 

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -23,6 +24,13 @@ var ErrNoReply = errors.New("no echo reply")
 // matching reply. A destination-unreachable error quoting the request ends
 // the wait early with an error that says so.
 func (ns NS) Ping(ctx context.Context, dst netip.Addr, timeout time.Duration) error {
+	return ns.PingData(ctx, dst, []byte("tungate-lab-ping"), timeout)
+}
+
+// PingData is Ping with data as the echo payload: the reply must carry
+// the same bytes. A payload beyond the path MTU makes the kernel fragment
+// the request, as `ping -s` does.
+func (ns NS) PingData(ctx context.Context, dst netip.Addr, data []byte, timeout time.Duration) error {
 	dst = dst.Unmap()
 	network, laddr, proto := "ip4:icmp", "0.0.0.0", 1
 	var reqType, replyType icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
@@ -44,7 +52,7 @@ func (ns NS) Ping(ctx context.Context, dst netip.Addr, timeout time.Duration) er
 	seq := int(binary.BigEndian.Uint16(rnd[2:]))
 	// The kernel fills in the ICMPv6 checksum on raw sockets, so no pseudo
 	// header is needed there.
-	req, err := (&icmp.Message{Type: reqType, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("tungate-lab-ping")}}).Marshal(nil)
+	req, err := (&icmp.Message{Type: reqType, Body: &icmp.Echo{ID: id, Seq: seq, Data: data}}).Marshal(nil)
 	if err != nil {
 		return err
 	}
@@ -63,7 +71,7 @@ func (ns NS) Ping(ctx context.Context, dst netip.Addr, timeout time.Duration) er
 	if _, err := pc.WriteTo(req, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
 		return fmt.Errorf("lab: ping %s: %w", dst, err)
 	}
-	buf := make([]byte, 1500)
+	buf := make([]byte, 65536)
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -84,6 +92,9 @@ func (ns NS) Ping(ctx context.Context, dst netip.Addr, timeout time.Duration) er
 		case *icmp.Echo:
 			src, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP)
 			if m.Type == replyType && body.ID == id && body.Seq == seq && src.Unmap() == dst {
+				if !bytes.Equal(body.Data, data) {
+					return fmt.Errorf("lab: ping %s: reply carries %d bytes, not the %d sent", dst, len(body.Data), len(data))
+				}
 				return nil
 			}
 		case *icmp.DstUnreach:

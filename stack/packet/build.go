@@ -23,14 +23,21 @@ func ipHeaderLen(family uint8) int {
 }
 
 // encodeIP writes into out the IP header of a synthesized packet of total
-// bytes from src to dst. IPv4 headers carry DF with ID 0: the packet is
-// never fragmented, so its ID identifies nothing (RFC 6864 §4.1).
+// bytes from src to dst. An IPv4 packet that fits any link (the IPv6
+// minimum MTU, 1,280 bytes, is below every real one) carries DF with ID 0:
+// it is never fragmented, so its ID identifies nothing (RFC 6864 §4.1). A
+// larger one (an echo reply to a large ping) leaves DF clear, so that
+// Fragment may cut it for the link.
 func encodeIP(out []byte, family uint8, src, dst tcpip.Address, proto uint8, total int) {
 	if family == 4 {
+		var flags uint8
+		if total <= IPv6MinMTU {
+			flags = header.IPv4FlagDontFragment
+		}
 		ip := header.IPv4(out)
 		ip.Encode(&header.IPv4Fields{
 			TotalLength: uint16(total),
-			Flags:       header.IPv4FlagDontFragment,
+			Flags:       flags,
 			TTL:         replyTTL,
 			Protocol:    proto,
 			SrcAddr:     src,
