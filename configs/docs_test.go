@@ -342,6 +342,7 @@ type fileKeys struct {
 	Egress    stack.EgressConfig          `toml:"egress"`
 	Stack     stack.Config                `toml:"stack"`
 	Conntrack conntrack.Config            `toml:"conntrack"`
+	Fragments stack.FragmentsConfig       `toml:"fragments"`
 	Inspect   policy.InspectConfig        `toml:"inspect"`
 	Control   config.ControlConfig        `toml:"control"`
 	Log       policy.LogConfig            `toml:"log"`

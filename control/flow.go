@@ -3,7 +3,9 @@ package control
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tungate/tungate/conntrack"
@@ -245,6 +247,34 @@ type Stats struct {
 	HalfOpenLimit uint64 `json:"half_open_limit"`
 	Slots         uint64 `json:"slots"`
 	Rebuilds      uint64 `json:"rebuilds"`
+	// Fragments is reassembly's view, when the gateway reports one.
+	Fragments *Fragments `json:"fragments,omitempty"`
+}
+
+// Fragments are the reassembly counters: fragments seen, datagrams
+// completed, what is held now and what was dropped, by reason.
+type Fragments struct {
+	Fragments   uint64            `json:"fragments"`   // fragments received
+	Reassembled uint64            `json:"reassembled"` // datagrams completed from two or more fragments
+	Atomic      uint64            `json:"atomic"`      // IPv6 atomic fragments, whole by themselves
+	Held        int               `json:"held"`        // fragments held now
+	Datagrams   int               `json:"datagrams"`   // incomplete datagrams held now
+	Memory      int64             `json:"memory"`      // bytes held now, within [fragments] memory
+	Dropped     map[string]uint64 `json:"dropped"`     // fragments dropped, by reason
+}
+
+func (f Fragments) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fragments=%d reassembled=%d atomic=%d held=%d datagrams=%d memory=%d", f.Fragments, f.Reassembled, f.Atomic, f.Held, f.Datagrams, f.Memory)
+	reasons := make([]string, 0, len(f.Dropped))
+	for r := range f.Dropped {
+		reasons = append(reasons, r)
+	}
+	slices.Sort(reasons)
+	for _, r := range reasons {
+		fmt.Fprintf(&b, " dropped_%s=%d", r, f.Dropped[r])
+	}
+	return b.String()
 }
 
 // StatsFrom converts the table's counters.
@@ -259,6 +289,13 @@ func StatsFrom(s conntrack.Stats, flows int) Stats {
 }
 
 func (s Stats) String() string {
+	if s.Fragments != nil {
+		return s.table() + "\n" + s.Fragments.String()
+	}
+	return s.table()
+}
+
+func (s Stats) table() string {
 	return fmt.Sprintf("flows=%d max_flows=%d found=%d new=%d invalid=%d ignore=%d related=%d insert=%d insert_failed=%d drop=%d early_drop=%d search_restart=%d expired=%d removed=%d source_limit=%d half_open_limit=%d slots=%d rebuilds=%d",
 		s.Flows, s.MaxFlows, s.Found, s.New, s.Invalid, s.Ignore, s.Related, s.Insert, s.InsertFailed, s.Drop,
 		s.EarlyDrop, s.SearchRestart, s.Expired, s.Removed, s.SourceLimit, s.HalfOpenLimit, s.Slots, s.Rebuilds)

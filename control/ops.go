@@ -29,6 +29,12 @@ type L7Source interface {
 	FlowL7(orig conntrack.Key) (L7, bool)
 }
 
+// FragmentSource is implemented by backends that reassemble IP
+// fragments; the table's statistics then carry reassembly's too.
+type FragmentSource interface {
+	Fragments() Fragments
+}
+
 // L7 is what inspection read on one flow; empty fields were not read.
 type L7 struct {
 	SNI, HTTPHost, DNSQName string
@@ -92,7 +98,12 @@ func Ops(b Backend) Mux {
 		},
 		OpConntrackStats: func(context.Context, json.RawMessage) (any, error) {
 			t := b.Conntrack()
-			return StatsFrom(t.Stats(), t.Len()), nil
+			st := StatsFrom(t.Stats(), t.Len())
+			if fs, ok := b.(FragmentSource); ok {
+				f := fs.Fragments()
+				st.Fragments = &f
+			}
+			return st, nil
 		},
 		OpConntrackFlush: func(ctx context.Context, raw json.RawMessage) (any, error) {
 			m, err := decodeFilter(raw)

@@ -7,10 +7,14 @@ import (
 	"github.com/tungate/tungate/internal/cfgerr"
 	"github.com/tungate/tungate/internal/units"
 	"github.com/tungate/tungate/stack/egress"
+	"github.com/tungate/tungate/stack/reassembly"
 )
 
 // EgressConfig is the [egress] section; egress owns it.
 type EgressConfig = egress.Config
+
+// FragmentsConfig is the [fragments] section; reassembly owns it.
+type FragmentsConfig = reassembly.Config
 
 // Config is the [stack] section: gVisor tuning.
 type Config struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
 	"github.com/tungate/tungate/stack/packet"
+	"github.com/tungate/tungate/stack/reassembly"
 	"github.com/tungate/tungate/stack/verdict"
 	"github.com/tungate/tungate/tun"
 )
@@ -24,12 +25,13 @@ func (s *Stack) readLoop(ctx context.Context, dev tun.Device) {
 	}
 	sizes := make([]int, batch)
 	scratch := make([]byte, packet.IPv6MinMTU)
+	dgram := make([]byte, reassembly.MaxDatagram) // a reassembled datagram, while it is handled
 	var p packet.Parsed
 	failures := 0
 	for {
 		n, err := dev.Read(bufs, sizes, 0)
 		for i := range n {
-			s.handle(bufs[i][:sizes[i]], &p, scratch)
+			s.handle(bufs[i][:sizes[i]], &p, scratch, dgram)
 		}
 		// Segments GRO held back during this batch go to gVisor now, so
 		// coalescing never delays a packet past the read that brought it.
@@ -62,8 +64,17 @@ func (s *Stack) readLoop(ctx context.Context, dev tun.Device) {
 }
 
 // handle runs the hook on one packet and carries out its outcome.
-// scratch holds synthesized replies.
-func (s *Stack) handle(b []byte, p *packet.Parsed, scratch []byte) {
+// scratch holds synthesized replies. A fragment goes to reassembly first:
+// the hook, conntrack and the policy only ever see whole datagrams, built
+// in dgram.
+func (s *Stack) handle(b []byte, p *packet.Parsed, scratch, dgram []byte) {
+	s.ctr.rxPackets.Add(1)
+	s.ctr.rxBytes.Add(uint64(len(b)))
+	if reassembly.IsFragment(b) {
+		if b = s.reassemble(b, p, dgram); b == nil {
+			return
+		}
+	}
 	switch s.hook(b, p) {
 	case verdict.Pass:
 		s.link.inject(b[:p.End], p.Family)
@@ -84,13 +95,31 @@ func (s *Stack) handle(b []byte, p *packet.Parsed, scratch []byte) {
 	}
 }
 
+// reassemble hands a fragment to the Reassembler and returns the datagram
+// it completed, or nil while it is held or when it was dropped (counted
+// there). A fragment whose IP header is malformed never gets there: it is
+// dropped and counted here like any malformed packet.
+func (s *Stack) reassemble(b []byte, p *packet.Parsed, dgram []byte) []byte {
+	switch r := packet.Parse(b, p); r {
+	case packet.ReasonFragment:
+	case packet.ReasonNone:
+		return b // not a fragment after all: IsFragment is a cheap look
+	default:
+		s.ctr.malformed[r].Add(1)
+		return nil
+	}
+	n, res, _ := s.frags.Add(b, dgram)
+	if res != reassembly.Complete {
+		return nil
+	}
+	return dgram[:n]
+}
+
 // hook is the filter: parse and sanity-check, conntrack, and the policy
 // for new flows (and invalid packets, and tracked flows a reload asked to
 // recheck). Every verdict it reaches goes to the Applier. On an
 // established flow's packet it allocates nothing.
 func (s *Stack) hook(b []byte, p *packet.Parsed) verdict.Outcome {
-	s.ctr.rxPackets.Add(1)
-	s.ctr.rxBytes.Add(uint64(len(b)))
 	if r := packet.Parse(b, p); r != packet.ReasonNone {
 		s.ctr.malformed[r].Add(1)
 		return verdict.Drop

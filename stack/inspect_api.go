@@ -3,6 +3,7 @@ package stack
 import (
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
+	"github.com/tungate/tungate/stack/reassembly"
 	"github.com/tungate/tungate/stack/verdict"
 )
 
@@ -24,3 +25,6 @@ func (s *Stack) FlowL7(k conntrack.Key) (L7Info, bool) { return s.apply.FlowL7(k
 
 // L7Info is what inspection learned about one flow.
 type L7Info = verdict.L7Info
+
+// Fragments returns reassembly's counters.
+func (s *Stack) Fragments() reassembly.Stats { return s.frags.Stats() }

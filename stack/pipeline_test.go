@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tungate/tungate/stack/packet/packettest"
+
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -36,6 +38,13 @@ import (
 // sends is read by the Stack under test and everything the Stack writes
 // reaches it.
 func clientStack(t testing.TB, mem *tun.MemDevice) *gstack.Stack {
+	return fragmentingClientStack(t, mem, 0)
+}
+
+// fragmentingClientStack is clientStack whose packets with more than
+// frag bytes of IP payload reach the gateway as IP fragments of frag
+// bytes each (0: never), as from a client behind a smaller-MTU link.
+func fragmentingClientStack(t testing.TB, mem *tun.MemDevice, frag int) *gstack.Stack {
 	t.Helper()
 	cs := gstack.New(gstack.Options{
 		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
@@ -72,7 +81,13 @@ func clientStack(t testing.TB, mem *tun.MemDevice) *gstack.Stack {
 			}
 			v := pkt.ToView()
 			pkt.DecRef()
-			mem.Inject(v.AsSlice())
+			if b := v.AsSlice(); frag > 0 && len(b) > frag+60 {
+				for _, f := range packettest.Fragments(b, frag, uint32(len(b))) {
+					mem.Inject(f)
+				}
+			} else {
+				mem.Inject(b)
+			}
 			v.Release()
 		}
 	}()
@@ -213,6 +228,12 @@ func newPipeline(t testing.TB) *pipeline { return newPipelineWith(t, nil) }
 
 // newPipelineWith is newPipeline under policy pol (nil: testPolicy).
 func newPipelineWith(t testing.TB, pol *policy.Policy) *pipeline {
+	return newFragmentingPipeline(t, pol, 0)
+}
+
+// newFragmentingPipeline is newPipelineWith whose client fragments its
+// packets (fragmentingClientStack).
+func newFragmentingPipeline(t testing.TB, pol *policy.Policy, frag int) *pipeline {
 	ups := startUpstreams(t)
 	closed, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -231,7 +252,7 @@ func newPipelineWith(t testing.TB, pol *policy.Policy) *pipeline {
 		},
 		dialUDP: ups.dialUDP,
 	})
-	return &pipeline{h: h, cs: clientStack(t, h.mem), ups: ups}
+	return &pipeline{h: h, cs: fragmentingClientStack(t, h.mem, frag), ups: ups}
 }
 
 func (pl *pipeline) dial(ctx context.Context, dst netip.Addr, port uint16) (*gonet.TCPConn, error) {

@@ -36,6 +36,7 @@ import (
 	"github.com/tungate/tungate/stack/decisionlog"
 	"github.com/tungate/tungate/stack/egress"
 	"github.com/tungate/tungate/stack/l7gate"
+	"github.com/tungate/tungate/stack/reassembly"
 	"github.com/tungate/tungate/stack/verdict"
 	"github.com/tungate/tungate/tun"
 )
@@ -56,6 +57,8 @@ type Options struct {
 	Egress  EgressConfig
 	MTU     int
 	Devices []tun.Device
+	// Fragments configures reassembly in front of the filter.
+	Fragments FragmentsConfig
 	// Conntrack configures the flow table, which the Stack creates: the
 	// per-flow state it keeps beside the table follows the table's
 	// entries through their destroy callback (Conntrack returns it).
@@ -87,6 +90,7 @@ type Stack struct {
 	mtu    int
 	devs   []tun.Device
 	ct     *conntrack.Table
+	frags  *reassembly.Reassembler // fragments wait here for their datagram
 	pol    atomic.Pointer[policy.Policy]
 	log    *slog.Logger
 	dlog   *decisionlog.Log
@@ -129,7 +133,11 @@ func New(opts Options) (*Stack, error) {
 	}
 	opts.Config.Defaults()
 	opts.Egress.Defaults()
+	opts.Fragments.Defaults()
 	if err := opts.Config.Validate().Err(); err != nil {
+		return nil, err
+	}
+	if err := opts.Fragments.Validate().Err(); err != nil {
 		return nil, err
 	}
 	if err := opts.Egress.Validate().Err(); err != nil {
@@ -152,6 +160,7 @@ func New(opts Options) (*Stack, error) {
 		mtu:     opts.MTU,
 		devs:    opts.Devices,
 		ct:      conntrack.New(opts.Conntrack, conntrack.Options{OnDestroy: flows.Forget}),
+		frags:   reassembly.New(opts.Fragments, nil),
 		log:     log,
 		dlog:    decisionlog.New(log, opts.Clock),
 		flows:   flows,
@@ -273,9 +282,9 @@ func (s *Stack) Run(ctx context.Context) error {
 	}
 	var helpers sync.WaitGroup
 	helpers.Add(2)
-	// The flusher and the log summary end with ctx, before the teardown.
+	// The flusher and the housekeeping end with ctx, before the teardown.
 	go func() { defer helpers.Done(); s.apply.Run(ctx) }()
-	go func() { defer helpers.Done(); s.runLogSummary(ctx) }()
+	go func() { defer helpers.Done(); s.runHousekeeping(ctx) }()
 	var readers sync.WaitGroup
 	for _, d := range s.devs {
 		readers.Add(1)
@@ -330,9 +339,10 @@ func (s *Stack) SetPolicy(p *policy.Policy) {
 	}
 }
 
-// runLogSummary periodically summarises the decision lines the budget
-// suppressed, until ctx is done. It is owned by Run.
-func (s *Stack) runLogSummary(ctx context.Context) {
+// runHousekeeping periodically summarises the decision lines the budget
+// suppressed and drops incomplete datagrams past their timeout (Add only
+// expires those it touches), until ctx is done. It is owned by Run.
+func (s *Stack) runHousekeeping(ctx context.Context) {
 	t := time.NewTicker(decisionlog.SummaryEvery)
 	defer t.Stop()
 	for {
@@ -342,6 +352,7 @@ func (s *Stack) runLogSummary(ctx context.Context) {
 			return
 		case <-t.C:
 			s.dlog.FlushSuppressed()
+			s.frags.Expire()
 		}
 	}
 }

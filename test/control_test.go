@@ -181,7 +181,7 @@ func TestControl(t *testing.T) {
 	}
 
 	out, errOut, code = cli(t, l, "conntrack", "-s", sock, "--stats")
-	if code != 0 || !regexp.MustCompile(`flows=\d+ max_flows=\d+ found=\d+ .* half_open_limit=\d+ slots=[1-9]\d* rebuilds=\d+$`).MatchString(strings.TrimSpace(out)) {
+	if code != 0 || !regexp.MustCompile(`(?m)^flows=\d+ max_flows=\d+ found=\d+ .* half_open_limit=\d+ slots=[1-9]\d* rebuilds=\d+\nfragments=\d+ reassembled=\d+ atomic=\d+ held=\d+ datagrams=\d+ memory=\d+`).MatchString(strings.TrimSpace(out)) {
 		t.Errorf("tungate conntrack --stats: exit %d\n%s%s", code, out, errOut)
 	}
 

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,7 +26,8 @@ const bigUDPPort = 7421
 // must arrive whole (SHA-256) in both families.
 func TestLargeDatagrams(t *testing.T) {
 	l := newLab(t)
-	startGateway(t, l, gatewayConfig(t, fmt.Sprintf(`
+	sock := filepath.Join(t.TempDir(), "tungate.sock")
+	startGateway(t, l, gatewayConfigAt(sock, fmt.Sprintf(`
 [[rule]]
 name     = "big-udp"
 proto    = "udp"
@@ -80,6 +83,24 @@ action = "allow"
 				t.Errorf("ping with 3000 bytes: %v", err)
 			}
 		})
+	}
+
+	// The gateway reassembled them: nothing reached the server unfiltered.
+	out, errOut, code := cli(t, l, "conntrack", "-s", sock, "--stats", "--json")
+	var st struct {
+		Fragments struct {
+			Fragments, Reassembled uint64
+			Dropped                map[string]uint64
+		} `json:"fragments"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("tungate conntrack --stats --json: exit %d\n%s%s", code, out, errOut)
+	}
+	// Each family sent five datagrams and a 3,000-byte ping, all beyond
+	// the 1,500-byte MTU, so all were fragmented (1,473 bytes of IPv4 UDP
+	// is the first size that is).
+	if st.Fragments.Reassembled < 10 || len(st.Fragments.Dropped) != 0 {
+		t.Errorf("reassembly counters %+v; want at least 10 datagrams reassembled, none dropped", st.Fragments)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/tungate/tungate/control"
 	"github.com/tungate/tungate/internal/config"
 	"github.com/tungate/tungate/policy"
+	"github.com/tungate/tungate/stack/reassembly"
 )
 
 // controlBackend is what the control socket sees of a running gateway.
@@ -24,6 +25,23 @@ func (b controlBackend) Reload() error               { return b.g.applyReload("c
 func (b controlBackend) FlowL7(k conntrack.Key) (control.L7, bool) {
 	i, ok := b.g.data.FlowL7(k)
 	return control.L7{SNI: i.SNI, HTTPHost: i.HTTPHost, DNSQName: i.DNSQName}, ok
+}
+
+// Fragments makes the table's statistics carry reassembly's
+// (control.FragmentSource).
+func (b controlBackend) Fragments() control.Fragments {
+	st := b.g.data.Fragments()
+	f := control.Fragments{
+		Fragments: st.Fragments, Reassembled: st.Reassembled, Atomic: st.Atomic,
+		Held: st.FragmentsHeld, Datagrams: st.DatagramsHeld, Memory: st.MemoryInUse,
+		Dropped: make(map[string]uint64),
+	}
+	for r, n := range st.FragmentsDropped {
+		if n != 0 {
+			f.Dropped[reassembly.Reason(r).String()] = n
+		}
+	}
+	return f
 }
 
 // serveControl answers the control socket until ctx ends; the listener was

@@ -73,6 +73,7 @@ func startGateway(ctx context.Context, path string, cfg *config.File, log *slog.
 		MTU:       g.iface.MTU(),
 		Devices:   g.iface.Queues(),
 		Conntrack: cfg.Conntrack,
+		Fragments: cfg.Fragments,
 		Policy:    cfg.Compiled,
 		Log:       log,
 	})
@@ -156,6 +157,7 @@ func restartOnlySections(old, cur *config.File) []string {
 		{"egress", old.Egress, cur.Egress},
 		{"stack", old.Stack, cur.Stack},
 		{"conntrack", old.Conntrack, cur.Conntrack},
+		{"fragments", old.Fragments, cur.Fragments},
 		{"control", old.Control, cur.Control},
 	} {
 		if !reflect.DeepEqual(s.old, s.cur) {

@@ -23,6 +23,7 @@ type File struct {
 	Egress    stack.EgressConfig
 	Stack     stack.Config
 	Conntrack conntrack.Config
+	Fragments stack.FragmentsConfig
 	Control   ControlConfig
 	// Policy is the policy as written; Compiled is what it compiled to.
 	Policy   policy.Config
@@ -49,6 +50,7 @@ type raw struct {
 	Egress    stack.EgressConfig          `toml:"egress"`
 	Stack     stack.Config                `toml:"stack"`
 	Conntrack conntrack.Config            `toml:"conntrack"`
+	Fragments stack.FragmentsConfig       `toml:"fragments"`
 	Inspect   policy.InspectConfig        `toml:"inspect"`
 	Control   ControlConfig               `toml:"control"`
 	Log       policy.LogConfig            `toml:"log"`

@@ -52,6 +52,7 @@ func Parse(path string, data []byte) (*File, error) {
 		Egress:    r.Egress,
 		Stack:     r.Stack,
 		Conntrack: r.Conntrack,
+		Fragments: r.Fragments,
 		Control:   r.Control,
 		Policy: policy.Config{
 			Defaults: r.Defaults,
@@ -71,6 +72,7 @@ func Parse(path string, data []byte) (*File, error) {
 	d.section("egress", &f.Egress)
 	d.section("stack", &f.Stack)
 	d.section("conntrack", &f.Conntrack)
+	d.section("fragments", &f.Fragments)
 	d.section("control", &f.Control)
 	f.Compiled = d.compile(f.Policy)
 

@@ -40,6 +40,8 @@ func TestLoadFull(t *testing.T) {
 	check("stack.congestion_control", f.Stack.CongestionControl, "cubic")
 	check("stack.udp_idle_timeout", f.Stack.UDPIdleTimeout, units.Duration(45*time.Second))
 	check("conntrack.max_flows", f.Conntrack.MaxFlows, 1000)
+	check("fragments.memory", f.Fragments.Memory, units.Size(2<<20))
+	check("fragments.timeout", f.Fragments.Timeout, units.Duration(20*time.Second))
 	check("conntrack.max_flows_per_source", f.Conntrack.MaxFlowsPerSource, 10)
 	check("control.socket", f.Control.Socket, "/run/tg-test.sock")
 	p := f.Policy

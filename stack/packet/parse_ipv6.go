@@ -55,12 +55,20 @@ func walkIPv6(b []byte) (proto uint8, off int, r DropReason) {
 		case ip6HopByHop, ip6Routing, ip6DestOpts:
 			// These three share one layout: next header, then the
 			// length in 8-octet units not counting the first 8.
-			if i >= maxExtHeaders || off+8 > len(b) {
+			// Hop-by-hop options come first or not at all (RFC 8200
+			// §4.1): elsewhere they hide options from routers.
+			if i >= maxExtHeaders || off+8 > len(b) || (next == ip6HopByHop && i > 0) {
 				return 0, 0, ReasonExtHeader
 			}
 			n := (int(b[off+1]) + 1) * 8
 			if off+n > len(b) {
 				return 0, 0, ReasonExtHeader
+			}
+			// A type 0 routing header that still has segments to visit
+			// makes the packet bounce between hosts (RFC 5095 deprecates
+			// it: a node must not process it).
+			if next == ip6Routing && b[off+2] == 0 && b[off+3] > 0 {
+				return 0, 0, ReasonRoutingHeader
 			}
 			next = b[off]
 			off += n

@@ -242,6 +242,9 @@ func TestParseDropReasons(t *testing.T) {
 		{"v6 fragment", mod(udp6, func(b []byte) { b[6] = ip6Fragment }), ReasonFragment},
 		{"v6 no next header", mod(udp6, func(b []byte) { b[6] = 59 }), ReasonProto},
 		{"v6 ext loop", packettest.V6ExtChain(cli6, srv6, 20), ReasonExtHeader},
+		{"v6 routing type 0 with segments left", v6Ext([3]uint8{ip6Routing, 0, 1}), ReasonRoutingHeader},
+		{"v6 routing type 2 passes", v6Ext([3]uint8{ip6Routing, 2, 1}), ReasonNone},
+		{"v6 hop-by-hop after destination options", v6Ext([3]uint8{ip6DestOpts, 1, 4}, [3]uint8{ip6HopByHop, 1, 4}), ReasonExtHeader},
 		{"v6 ext truncated", mod(packettest.V6ExtChain(cli6, srv6, 1), func(b []byte) { b[41] = 9 }), ReasonExtHeader},
 		{"icmp truncated", cut(ipPkt(cli4, srv4, ProtoICMP, echoHdr(false, 1, 1, nil)), 27), ReasonTransport},
 		{"icmpv6 truncated", cut(ipPkt(cli6, srv6, ProtoICMP, echoHdr(true, 1, 1, nil)), 47), ReasonTransport},
@@ -405,4 +408,21 @@ func BenchmarkParseTCP(b *testing.B) {
 			b.Fatal("segment does not parse")
 		}
 	}
+}
+
+// v6Ext is a UDP packet behind the given 8-byte extension headers, each
+// written as its type and the two bytes after its length (a routing
+// header's type and segments left); next-header fields chain them.
+func v6Ext(hdrs ...[3]uint8) []byte {
+	var ext []byte
+	for i, h := range hdrs {
+		next := uint8(ProtoUDP)
+		if i+1 < len(hdrs) {
+			next = hdrs[i+1][0]
+		}
+		ext = append(ext, next, 0, h[1], h[2], 0, 0, 0, 0)
+	}
+	b := packettest.IP(cli6, srv6, hdrs[0][0], append(ext, packettest.UDPHdr(1, 53, []byte("q"))...))
+	packettest.FillChecksum(b, 6, 40+len(ext), ProtoUDP)
+	return b
 }

@@ -5,20 +5,21 @@ import "testing"
 // TestDropReasonNames pins the operator-visible names.
 func TestDropReasonNames(t *testing.T) {
 	want := map[DropReason]string{
-		ReasonNone:       "none",
-		ReasonShort:      "short",
-		ReasonVersion:    "ip_version",
-		ReasonIPHeader:   "ip_header",
-		ReasonIPChecksum: "ip_checksum",
-		ReasonFragment:   "fragment",
-		ReasonExtHeader:  "ipv6_ext_header",
-		ReasonProto:      "protocol",
-		ReasonTransport:  "transport_header",
-		ReasonChecksum:   "checksum",
-		ReasonICMPType:   "icmp_type",
-		ReasonICMPQuote:  "icmp_quote",
-		NumReasons:       "unknown",
-		255:              "unknown",
+		ReasonNone:          "none",
+		ReasonShort:         "short",
+		ReasonVersion:       "ip_version",
+		ReasonIPHeader:      "ip_header",
+		ReasonIPChecksum:    "ip_checksum",
+		ReasonFragment:      "fragment",
+		ReasonExtHeader:     "ipv6_ext_header",
+		ReasonProto:         "protocol",
+		ReasonTransport:     "transport_header",
+		ReasonChecksum:      "checksum",
+		ReasonICMPType:      "icmp_type",
+		ReasonICMPQuote:     "icmp_quote",
+		ReasonRoutingHeader: "ipv6_routing0",
+		NumReasons:          "unknown",
+		255:                 "unknown",
 	}
 	for r, name := range want {
 		if got := r.String(); got != name {

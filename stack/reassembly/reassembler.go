@@ -93,6 +93,17 @@ func (r *Reassembler) Add(b, out []byte) (n int, res Result, why Reason) {
 	}
 	var f fragment
 	if why = parse(b, &f); why != ReasonNone {
+		if why.DiscardsDatagram() && f.key != (key{}) {
+			// The fragment alone is proof enough (a datagram past 65,535
+			// bytes): what its datagram already holds goes too, as Linux
+			// kills the queue.
+			s := r.shardFor(&f.key)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.n.fragments++
+			s.discard(r, &f, why, r.clock())
+			return 0, Dropped, why
+		}
 		r.early[why].Add(1)
 		return 0, Dropped, why
 	}
@@ -153,6 +164,22 @@ func (s *shard) add(r *Reassembler, f *fragment, out []byte, now int64) (int, Re
 	d.insert(i, f)
 	s.n.held++
 	return 0, Held, ReasonNone
+}
+
+// discard kills the datagram f belongs to for why when one is held (a
+// tombstone then refuses its other fragments until its timeout); with
+// none, only f is dropped, as Linux does.
+func (s *shard) discard(r *Reassembler, f *fragment, why Reason, now int64) {
+	s.expire(r, now)
+	d := s.m[f.key]
+	switch {
+	case d == nil:
+		s.n.fragmentsDropped[why]++
+	case d.dead != ReasonNone:
+		s.n.fragmentsDropped[d.dead]++
+	default:
+		s.kill(r, d, why)
+	}
 }
 
 // kill discards d's data for why and leaves it a tombstone. A datagram

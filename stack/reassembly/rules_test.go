@@ -154,6 +154,11 @@ func TestTooBig(t *testing.T) {
 			[]result{heldOne, dropped(ReasonTooBig)}},
 		{"v6 fragment past 65,535", [][]byte{withOffset(big6.frag(65520, 65535), 65528)},
 			[]result{dropped(ReasonTooBig)}},
+		// A fragment whose end lies past 65,535 bytes of an otherwise
+		// held datagram kills it, as Linux kills the queue: the rest of
+		// the datagram no longer completes it.
+		{"v4 held datagram killed by a fragment past the limit", [][]byte{udp4(2952).frag(0, 1480), withOffset(big4.frag(65504, 65515), 65512), udp4(2952).frag(1480, 2960)},
+			[]result{heldOne, dropped(ReasonTooBig), dropped(ReasonTooBig)}},
 		{"v6 unfragmentable part makes it too big", [][]byte{withOffset(big6ext.frag(65520, 65527), 65528), big6ext.frag(0, 1232)},
 			[]result{heldOne, dropped(ReasonTooBig)}},
 	}
