@@ -44,25 +44,7 @@ func (t *Table) Range(fn func(FlowInfo) bool) {
 			if e.flags&eInUse == 0 || now >= e.deadline {
 				continue
 			}
-			fi := FlowInfo{
-				Orig:      e.key,
-				Reply:     replyKey(&e.key),
-				Proto:     e.key.Proto,
-				Timeout:   time.Duration(e.deadline - now),
-				Packets:   e.packets,
-				Bytes:     e.bytes,
-				Assured:   e.flags&eAssured != 0,
-				SeenReply: e.flags&eSeenReply != 0,
-				Verdict:   e.verdict,
-			}
-			if e.key.Proto == protoTCP {
-				fi.TCPState = e.tcp.String()
-				for d, sd := range &e.conn.side {
-					fi.Window[d] = TCPWindow{End: sd.end, MaxEnd: sd.maxend, MaxWin: sd.maxwin,
-						WScale: sd.scale, Liberal: sd.flags&sideLiberal != 0}
-				}
-			}
-			buf = append(buf, fi)
+			buf = append(buf, flowInfo(e, now))
 		}
 		s.mu.Unlock()
 		for _, fi := range buf {
@@ -71,4 +53,41 @@ func (t *Table) Range(fn func(FlowInfo) bool) {
 			}
 		}
 	}
+}
+
+// Lookup returns the live flow k belongs to (either direction).
+func (t *Table) Lookup(k Key) (FlowInfo, bool) {
+	now := t.now()
+	h := t.hash(&k)
+	s := t.shardFor(h)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slot, _, ok := s.find(&k, h)
+	if !ok || now >= s.at(slot).deadline {
+		return FlowInfo{}, false
+	}
+	return flowInfo(s.at(slot), now), true
+}
+
+// flowInfo describes e at now. Called with e's shard lock held.
+func flowInfo(e *entry, now int64) FlowInfo {
+	fi := FlowInfo{
+		Orig:      e.key,
+		Reply:     replyKey(&e.key),
+		Proto:     e.key.Proto,
+		Timeout:   time.Duration(e.deadline - now),
+		Packets:   e.packets,
+		Bytes:     e.bytes,
+		Assured:   e.flags&eAssured != 0,
+		SeenReply: e.flags&eSeenReply != 0,
+		Verdict:   e.verdict,
+	}
+	if e.key.Proto == protoTCP {
+		fi.TCPState = e.tcp.String()
+		for d, sd := range &e.conn.side {
+			fi.Window[d] = TCPWindow{End: sd.end, MaxEnd: sd.maxend, MaxWin: sd.maxwin,
+				WScale: sd.scale, Liberal: sd.flags&sideLiberal != 0}
+		}
+	}
+	return fi
 }

@@ -25,6 +25,7 @@ type Stats struct {
 	NewFlows       uint64 // flows committed
 
 	TCPDialFailures uint64 // upstream TCP dials that failed
+	Unreachables    uint64 // ICMP host/network unreachable sent to clients whose dial found no destination
 	UDPDialFailures uint64
 	PayloadHits     uint64 // flows torn down by a payload rule
 
@@ -50,6 +51,7 @@ type counters struct {
 
 	invalid, verdictDrops                   atomic.Uint64
 	tcpDialFailures, udpDialFailures        atomic.Uint64
+	unreachables                            atomic.Uint64
 	echoForwarded, echoReplies, echoDropped atomic.Uint64
 }
 
@@ -68,6 +70,7 @@ func (s *Stack) snapshot() Stats {
 		NewFlows:        a.NewFlows.Load(),
 		TCPDialFailures: c.tcpDialFailures.Load(),
 		UDPDialFailures: c.udpDialFailures.Load(),
+		Unreachables:    c.unreachables.Load(),
 		PayloadHits:     a.PayloadHits.Load(),
 		EchoForwarded:   c.echoForwarded.Load(),
 		EchoReplies:     c.echoReplies.Load(),

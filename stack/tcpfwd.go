@@ -67,6 +67,13 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	up, err := s.upstream.DialTCP(ctx, key.DstAddrPort())
 	cancel()
 	if err != nil {
+		if noRoute, ok := egress.IsUnreachable(err); ok {
+			// As without a gateway: the client learns at once that the
+			// destination cannot be reached, instead of timing out.
+			r.Complete(false)
+			s.answerUnreachable(key, noRoute)
+			return
+		}
 		r.Complete(egress.IsRefused(err))
 		return
 	}
@@ -86,6 +93,27 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 		ins, onHit = s.gate.Inspection(armed.Policy, &f, armed.Verdict, key, cc)
 	}
 	relay.TCP(relayCtx, cc, relay.Upstream(up), ins, onHit)
+}
+
+// answerUnreachable sends the client of the TCP flow key an ICMP host (or,
+// with noRoute, network) unreachable about its SYN, rebuilt from the flow's
+// key and the sequence number conntrack tracked for it.
+func (s *Stack) answerUnreachable(key conntrack.Key, noRoute bool) {
+	fi, ok := s.ct.Lookup(key)
+	if !ok {
+		return
+	}
+	kind := packet.HostUnreachable
+	if noRoute {
+		kind = packet.NetUnreachable
+	}
+	out := make([]byte, packet.IPv6MinMTU)
+	// The SYN counts one in the sender's sequence space: the tracker's end
+	// is its sequence number plus one.
+	if n := packet.SYNUnreachable(out, &key, fi.Window[conntrack.DirOriginal].End-1, kind); n > 0 {
+		s.ctr.unreachables.Add(1)
+		s.writeOne(out[:n], &key)
+	}
 }
 
 // acceptClient completes the client's handshake; nil when the client gave

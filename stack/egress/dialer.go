@@ -57,6 +57,20 @@ func IsRefused(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
+// IsUnreachable reports whether err means the destination could not be
+// reached at all: the kernel got an ICMP host or network unreachable, or
+// found no neighbour or no route (EHOSTUNREACH, ENETUNREACH). noRoute
+// tells the second kind.
+func IsUnreachable(err error) (noRoute, ok bool) {
+	switch {
+	case errors.Is(err, syscall.ENETUNREACH):
+		return true, true
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return false, true
+	}
+	return false, false
+}
+
 // networkFor pins the address family: the destination is a literal, and a
 // v4-mapped v6 address must still leave as IPv4.
 func networkFor(proto string, dst netip.AddrPort) string {

@@ -14,6 +14,22 @@ import (
 	"github.com/tungate/tungate/internal/units"
 )
 
+func TestIsUnreachable(t *testing.T) {
+	for _, tc := range []struct {
+		err         error
+		noRoute, ok bool
+	}{
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, false, true},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ENETUNREACH)}, true, true},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, false, false},
+		{context.DeadlineExceeded, false, false},
+	} {
+		if noRoute, ok := IsUnreachable(tc.err); noRoute != tc.noRoute || ok != tc.ok {
+			t.Errorf("IsUnreachable(%v) = %v, %v; want %v, %v", tc.err, noRoute, ok, tc.noRoute, tc.ok)
+		}
+	}
+}
+
 func TestIsRefused(t *testing.T) {
 	dst := closedPort(t, "tcp4", "127.0.0.1:0")
 	_, dialErr := NewDialer(Config{}).DialTCP(context.Background(), dst)

@@ -80,7 +80,21 @@ const (
 	// type 3 code 13 (communication administratively prohibited, RFC 1812
 	// §5.2.7.1) or ICMPv6 type 1 code 1 (RFC 4443 §3.1).
 	AdminProhibited
+	// HostUnreachable is ICMP type 3 code 1, ICMPv6 type 1 code 3
+	// (address unreachable): no host answered for the destination.
+	HostUnreachable
+	// NetUnreachable is ICMP type 3 code 0, ICMPv6 type 1 code 0 (no route
+	// to destination).
+	NetUnreachable
 )
+
+// icmpCodes are each kind's (ICMPv4, ICMPv6) codes.
+var icmpCodes = [...][2]uint8{
+	PortUnreachable: {uint8(header.ICMPv4PortUnreachable), uint8(header.ICMPv6PortUnreachable)},
+	AdminProhibited: {uint8(header.ICMPv4AdminProhibited), uint8(header.ICMPv6Prohibited)},
+	HostUnreachable: {uint8(header.ICMPv4HostUnreachable), uint8(header.ICMPv6AddressUnreachable)},
+	NetUnreachable:  {uint8(header.ICMPv4NetUnreachable), uint8(header.ICMPv6NetworkUnreachable)},
+}
 
 // ICMPError writes into out the ICMP (IPv4) or ICMPv6 destination
 // unreachable error of the given kind about packet b, which p describes,
@@ -106,24 +120,16 @@ func ICMPError(out, b []byte, p *Parsed, kind Unreachable) int {
 	copy(m[header.ICMPv4MinimumSize:], b[:quote])
 	if p.Family == 4 {
 		encodeIP(out, 4, src, dst, ProtoICMP, total)
-		code := header.ICMPv4PortUnreachable
-		if kind == AdminProhibited {
-			code = header.ICMPv4AdminProhibited
-		}
 		h := header.ICMPv4(m)
 		h.SetType(header.ICMPv4DstUnreachable)
-		h.SetCode(code)
+		h.SetCode(header.ICMPv4Code(icmpCodes[kind][0]))
 		h.SetChecksum(^transportSum(ProtoICMP, src, dst, m))
 		return total
 	}
 	encodeIP(out, 6, src, dst, ProtoICMPv6, total)
-	code := header.ICMPv6PortUnreachable
-	if kind == AdminProhibited {
-		code = header.ICMPv6Prohibited
-	}
 	h := header.ICMPv6(m)
 	h.SetType(header.ICMPv6DstUnreachable)
-	h.SetCode(code)
+	h.SetCode(header.ICMPv6Code(icmpCodes[kind][1]))
 	h.SetChecksum(^transportSum(ProtoICMPv6, src, dst, m))
 	return total
 }
