@@ -79,6 +79,13 @@ const nicID tcpip.NICID = 1
 // ping's default -W.
 const echoTimeout = 10 * time.Second
 
+// The budget of relayed ICMP errors: Linux's net.ipv4.icmp_msgs_per_sec
+// and icmp_msgs_burst.
+const (
+	icmpErrorsPerSecond = 1000
+	icmpErrorBurst      = 50
+)
+
 // maxEchoes bounds concurrent forwarded echoes; more are dropped (and
 // counted) rather than queued, as a ping flood deserves.
 const maxEchoes = 256
@@ -103,6 +110,9 @@ type Stack struct {
 	link   *linkEndpoint
 	txPool sync.Pool     // *txBatch
 	fragID atomic.Uint32 // identification of the fragments the gateway cuts
+	// icmpBudget bounds the ICMP errors the gateway relays from the
+	// upstream side, as a router's icmp_ratelimit does.
+	icmpBudget *decisionlog.Bucket
 
 	dialTCP  func(ctx context.Context, dst netip.AddrPort) (*net.TCPConn, error)
 	dialUDP  func(ctx context.Context, dst netip.AddrPort) (*net.UDPConn, error)
@@ -169,6 +179,8 @@ func New(opts Options) (*Stack, error) {
 		echo:    opts.Echoer,
 		echoSem: make(chan struct{}, maxEchoes),
 	}
+	s.icmpBudget = decisionlog.NewBucket(opts.Clock)
+	s.icmpBudget.Set(icmpErrorsPerSecond, icmpErrorBurst)
 	s.apply = verdict.New(verdict.Options{Conntrack: s.ct, Flows: flows, Decisions: s.dlog, Log: log, Now: opts.Clock})
 	if s.dialTCP == nil || s.dialUDP == nil {
 		d := egress.NewDialer(opts.Egress)

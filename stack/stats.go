@@ -25,7 +25,8 @@ type Stats struct {
 	NewFlows       uint64 // flows committed
 
 	TCPDialFailures uint64 // upstream TCP dials that failed
-	Unreachables    uint64 // ICMP host/network unreachable sent to clients whose dial found no destination
+	Unreachables    uint64 // ICMP errors relayed to clients: a dial found no host, an upstream UDP port refused
+	ICMPLimited     uint64 // such errors not sent: over the ICMP budget
 	UDPDialFailures uint64
 	PayloadHits     uint64 // flows torn down by a payload rule
 
@@ -51,7 +52,7 @@ type counters struct {
 
 	invalid, verdictDrops                   atomic.Uint64
 	tcpDialFailures, udpDialFailures        atomic.Uint64
-	unreachables                            atomic.Uint64
+	unreachables, icmpLimited               atomic.Uint64
 	echoForwarded, echoReplies, echoDropped atomic.Uint64
 }
 
@@ -71,6 +72,7 @@ func (s *Stack) snapshot() Stats {
 		TCPDialFailures: c.tcpDialFailures.Load(),
 		UDPDialFailures: c.udpDialFailures.Load(),
 		Unreachables:    c.unreachables.Load(),
+		ICMPLimited:     c.icmpLimited.Load(),
 		PayloadHits:     a.PayloadHits.Load(),
 		EchoForwarded:   c.echoForwarded.Load(),
 		EchoReplies:     c.echoReplies.Load(),

@@ -107,10 +107,21 @@ func (s *Stack) answerUnreachable(key conntrack.Key, noRoute bool) {
 	if noRoute {
 		kind = packet.NetUnreachable
 	}
-	out := make([]byte, packet.IPv6MinMTU)
 	// The SYN counts one in the sender's sequence space: the tracker's end
 	// is its sequence number plus one.
-	if n := packet.SYNUnreachable(out, &key, fi.Window[conntrack.DirOriginal].End-1, kind); n > 0 {
+	s.relayError(key, fi.Window[conntrack.DirOriginal].End-1, kind)
+}
+
+// relayError tells the client of flow key about an error the upstream
+// side met, as an ICMP error about a packet rebuilt from the key, within
+// routers' ICMP budget (Linux: 1,000 a second, bursts of 50).
+func (s *Stack) relayError(key conntrack.Key, seq uint32, kind packet.Unreachable) {
+	if !s.icmpBudget.Take() {
+		s.ctr.icmpLimited.Add(1)
+		return
+	}
+	out := make([]byte, packet.IPv6MinMTU)
+	if n := packet.RebuiltUnreachable(out, &key, seq, kind); n > 0 {
 		s.ctr.unreachables.Add(1)
 		s.writeOne(out[:n], &key)
 	}

@@ -67,9 +67,18 @@ func (s *Stack) handleUDP(r *udp.ForwarderRequest) bool {
 			_ = conn.Close()
 			return
 		}
-		relay.UDP(relayCtx, clientSide, up, s.cfg.UDPIdleTimeout.D())
+		relay.UDP(relayCtx, clientSide, up, s.cfg.UDPIdleTimeout.D(), udpRefusals{s, key})
 		_ = conn.Close()
 		_ = up.Close()
 	}()
 	return true
 }
+
+// udpRefusals passes an upstream port unreachable on to the client, from
+// the server's address as the server sent it (relay.Refusals).
+type udpRefusals struct {
+	s   *Stack
+	key conntrack.Key
+}
+
+func (u udpRefusals) OnRefused() { u.s.relayError(u.key, 0, packet.PortUnreachable) }

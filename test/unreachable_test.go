@@ -44,3 +44,43 @@ func TestDialUnreachableHost(t *testing.T) {
 		t.Logf("%v: %v after %v", dst, err, took.Round(time.Millisecond))
 	}
 }
+
+// TestUDPPortUnreachableFromServer sends UDP through the gateway to a
+// server port nobody listens on: the server's port unreachable reaches
+// the client as an error about its own datagram, from the server's
+// address, so a connected socket's next call fails with ECONNREFUSED, as
+// without a gateway. Both families.
+func TestUDPPortUnreachableFromServer(t *testing.T) {
+	l := newLab(t)
+	startGateway(t, l, gatewayConfig(t, `
+[[rule]]
+name     = "udp-closed"
+proto    = "udp"
+dst_port = 7441
+action   = "allow"
+`))
+	for _, dst := range []netip.Addr{lab.ServerV4, lab.ServerV6} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := l.Client.Dial(ctx, "udp", netip.AddrPortFrom(dst, 7441).String())
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := false
+		buf := make([]byte, 64)
+		for i := 0; i < 20 && !refused; i++ {
+			if _, err := c.Write([]byte("anyone there?")); errors.Is(err, syscall.ECONNREFUSED) {
+				refused = true
+				break
+			}
+			_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+			if _, err := c.Read(buf); errors.Is(err, syscall.ECONNREFUSED) {
+				refused = true
+			}
+		}
+		c.Close()
+		if !refused {
+			t.Errorf("%v: no ECONNREFUSED: the server's port unreachable did not reach the client", dst)
+		}
+	}
+}

@@ -13,16 +13,25 @@ import (
 // defaultIdle ends a UDP flow when its caller gave no idle timeout.
 const defaultIdle = 60 * time.Second
 
+// Refusals learns that the upstream side was answered with an ICMP port
+// unreachable (a connected UDP socket reports it as ECONNREFUSED on its
+// next call), so the client can be told as it would be without a gateway.
+type Refusals interface {
+	OnRefused()
+}
+
 // UDP copies datagrams client<->upstream, one Read to one Write, so
 // datagram boundaries survive, until no datagram has passed in either
 // direction for idle (<= 0: one minute), ctx ends, or a side fails. An
-// idle end is clean: Err is nil. Both connections are closed and every
-// goroutine UDP started has ended when it returns.
-func UDP(ctx context.Context, client, upstream net.Conn, idle time.Duration) Stats {
+// idle end is clean: Err is nil. An upstream refusal does not end the flow
+// (the server may open the port); refused, when not nil, hears of each.
+// Both connections are closed and every goroutine UDP started has ended
+// when it returns.
+func UDP(ctx context.Context, client, upstream net.Conn, idle time.Duration, refused Refusals) Stats {
 	if idle <= 0 {
 		idle = defaultIdle
 	}
-	r := &udpRelay{client: client, upstream: upstream, idle: idle, start: time.Now()}
+	r := &udpRelay{client: client, upstream: upstream, idle: idle, start: time.Now(), refused: refused}
 
 	var st Stats
 	var wg sync.WaitGroup
@@ -66,6 +75,7 @@ type udpRelay struct {
 	idle             time.Duration
 	start            time.Time    // monotonic base of last
 	last             atomic.Int64 // time from start to the latest datagram, either direction
+	refused          Refusals     // nil: refusals are only skipped
 
 	mu      sync.Mutex // guards err, stopped
 	err     error
@@ -98,6 +108,7 @@ func (r *udpRelay) pump(src, dst net.Conn, bytes, pkts *int64) {
 			// unreachable on its next call; the flow itself goes on, as it
 			// would without a gateway in between.
 			if errors.Is(err, syscall.ECONNREFUSED) {
+				r.wasRefused(src)
 				continue
 			}
 			r.stop(err)
@@ -106,6 +117,7 @@ func (r *udpRelay) pump(src, dst net.Conn, bytes, pkts *int64) {
 		r.last.Store(int64(time.Since(r.start)))
 		if _, err := dst.Write(buf[:n]); err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) {
+				r.wasRefused(dst)
 				continue
 			}
 			r.stop(err)
@@ -119,6 +131,13 @@ func (r *udpRelay) pump(src, dst net.Conn, bytes, pkts *int64) {
 // idleDeadline is when the flow goes idle unless another datagram passes.
 func (r *udpRelay) idleDeadline() time.Time {
 	return r.start.Add(time.Duration(r.last.Load()) + r.idle)
+}
+
+// wasRefused passes on a refusal c reported, when c is the upstream side.
+func (r *udpRelay) wasRefused(c net.Conn) {
+	if c == r.upstream && r.refused != nil {
+		r.refused.OnRefused()
+	}
 }
 
 func (r *udpRelay) isStopped() bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func startUDP(t testing.TB, idle time.Duration) *udpEnv {
 		echo.Close()
 		<-echoDone
 	})
-	go func() { e.result <- UDP(ctx, relay, up, idle) }()
+	go func() { e.result <- UDP(ctx, relay, up, idle, nil) }()
 	return e
 }
 
@@ -189,5 +190,55 @@ func BenchmarkUDP(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		e.roundTrip(b, msg, buf)
+	}
+}
+
+// refusalCount counts OnRefused calls.
+type refusalCount struct{ n atomic.Int32 }
+
+func (r *refusalCount) OnRefused() { r.n.Add(1) }
+
+// TestUDPRefusedReported: datagrams to an upstream port nobody listens on
+// come back as ICMP port unreachable; the relay reports each refusal and
+// goes on relaying.
+func TestUDPRefusedReported(t *testing.T) {
+	lo := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	closed, err := net.ListenUDP("udp4", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.LocalAddr().(*net.UDPAddr)
+	closed.Close()
+	app, err := net.ListenUDP("udp4", lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	client, err := net.DialUDP("udp4", lo, app.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := net.DialUDP("udp4", nil, closedAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused refusalCount
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Stats, 1)
+	go func() { done <- UDP(ctx, client, up, time.Hour, &refused) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for refused.n.Load() == 0 && time.Now().Before(deadline) {
+		if _, err := app.WriteToUDP([]byte("anyone?"), client.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	st := <-done
+	if refused.n.Load() == 0 {
+		t.Fatalf("no refusal reported; stats %+v", st)
+	}
+	if st.Err != nil && !errors.Is(st.Err, context.Canceled) {
+		t.Errorf("the relay ended with %v; refusals must not end it", st.Err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/tungate/tungate/conntrack"
 )
 
-func TestSYNUnreachable(t *testing.T) {
+func TestRebuiltUnreachable(t *testing.T) {
 	for _, fam := range families() {
 		k := conntrack.KeyFrom(ProtoTCP, netip.AddrPortFrom(fam.cli, 40000), netip.AddrPortFrom(fam.srv, 80))
 		for _, tc := range []struct {
@@ -15,7 +15,7 @@ func TestSYNUnreachable(t *testing.T) {
 			code4, co6 uint8
 		}{{HostUnreachable, 1, 3}, {NetUnreachable, 0, 0}, {PortUnreachable, 3, 4}} {
 			out := make([]byte, IPv6MinMTU)
-			n := SYNUnreachable(out, &k, 123456789, tc.kind)
+			n := RebuiltUnreachable(out, &k, 123456789, tc.kind)
 			var p Parsed
 			if r := Parse(out[:n], &p); r != ReasonNone || !p.ICMPErr {
 				t.Fatalf("%s kind %d: parse %v, error %v", fam.name, tc.kind, r, p.ICMPErr)
@@ -33,8 +33,16 @@ func TestSYNUnreachable(t *testing.T) {
 			}
 		}
 	}
-	udp := conntrack.KeyFrom(ProtoUDP, netip.AddrPortFrom(cli4, 1), netip.AddrPortFrom(srv4, 2))
-	if n := SYNUnreachable(make([]byte, IPv6MinMTU), &udp, 1, HostUnreachable); n != 0 {
-		t.Errorf("a UDP key got a SYN error of %d bytes", n)
+	for _, fam := range families() {
+		udp := conntrack.KeyFrom(ProtoUDP, netip.AddrPortFrom(fam.cli, 5353), netip.AddrPortFrom(fam.srv, 53))
+		out := make([]byte, IPv6MinMTU)
+		var p Parsed
+		if r := Parse(out[:RebuiltUnreachable(out, &udp, 0, PortUnreachable)], &p); r != ReasonNone || !p.ICMPErr || p.Quote.Key != udp {
+			t.Errorf("%s UDP: parse %v, error %v, quotes %+v; want a port unreachable quoting %+v", fam.name, r, p.ICMPErr, p.Quote.Key, udp)
+		}
+	}
+	gre := conntrack.Key{Proto: 47, Family: 4}
+	if n := RebuiltUnreachable(make([]byte, IPv6MinMTU), &gre, 0, HostUnreachable); n != 0 {
+		t.Errorf("a GRE key got an error of %d bytes", n)
 	}
 }
