@@ -37,11 +37,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/internal/config"
 	"github.com/tungate/tungate/policy"
-	"github.com/tungate/tungate/stack"
-	"github.com/tungate/tungate/tun"
 )
 
 // docFiles are the Markdown files whose examples are checked, relative to
@@ -334,25 +331,6 @@ func sortedKeys(m map[string]bool) []string {
 	return ks
 }
 
-// fileKeys mirrors the sections of a configuration file as the loader
-// (internal/config) decodes them, to enumerate every key.
-type fileKeys struct {
-	Tun       tun.Config                  `toml:"tun"`
-	Routing   tun.RoutingConfig           `toml:"routing"`
-	Egress    stack.EgressConfig          `toml:"egress"`
-	Stack     stack.Config                `toml:"stack"`
-	Conntrack conntrack.Config            `toml:"conntrack"`
-	Fragments stack.FragmentsConfig       `toml:"fragments"`
-	Inspect   policy.InspectConfig        `toml:"inspect"`
-	Control   config.ControlConfig        `toml:"control"`
-	Log       policy.LogConfig            `toml:"log"`
-	Reject    policy.RejectConfig         `toml:"reject"`
-	Reload    policy.ReloadConfig         `toml:"reload"`
-	Defaults  policy.Defaults             `toml:"defaults"`
-	Sets      map[string]policy.SetConfig `toml:"sets"`
-	Rules     []policy.RuleConfig         `toml:"rule"`
-}
-
 var (
 	stringMatchType     = reflect.TypeFor[policy.StringMatch]()
 	unmarshalerType     = reflect.TypeFor[toml.Unmarshaler]()
@@ -452,13 +430,13 @@ func TestDocsExampleOmits(t *testing.T) {
 		end   = "<!-- /example-omits -->"
 	)
 	all := make(map[string]bool)
-	keyPaths(reflect.TypeFor[fileKeys](), nil, "", all)
+	keyPaths(reflect.TypeFor[config.Raw](), nil, "", all)
 	var top map[string]any
 	if _, err := toml.DecodeFile("example.toml", &top); err != nil {
 		t.Fatal(err)
 	}
 	used := make(map[string]bool)
-	keyPaths(reflect.TypeFor[fileKeys](), top, "", used)
+	keyPaths(reflect.TypeFor[config.Raw](), top, "", used)
 	for k := range used {
 		if !all[k] {
 			t.Errorf("example.toml has %s, which the config types lack", k)

@@ -42,9 +42,10 @@ func (c *ControlConfig) Defaults() {
 	}
 }
 
-// raw mirrors the file's top level; the loader decodes into it and then
-// assembles File.
-type raw struct {
+// Raw mirrors the file's top level: the loader decodes into it and then
+// assembles File. It is exported so that tests (the docs check) enumerate
+// the file's keys from the one definition.
+type Raw struct {
 	Tun       tun.Config                  `toml:"tun"`
 	Routing   tun.RoutingConfig           `toml:"routing"`
 	Egress    stack.EgressConfig          `toml:"egress"`

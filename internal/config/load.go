@@ -40,7 +40,7 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, Errors{syntaxError(path, err)}
 	}
 	d := &decoder{md: &md, idx: buildIndex(data)}
-	var r raw
+	var r Raw
 	d.fields(reflect.ValueOf(&r).Elem(), top, nil)
 
 	// An explicit stream_depth = 0 means the whole stream, unlike no key.
