@@ -96,12 +96,16 @@ func checkInvariants(tb testing.TB, t *Table) {
 			}
 			inUse++
 			sc := perSrc[sourceOf(&e.key)]
-			sc.flows++
+			if e.flags&eSourceFree == 0 {
+				sc.flows++
+			}
 			if e.flags&eSeenReply == 0 {
 				sc.half++
 				half++
 			}
-			perSrc[sourceOf(&e.key)] = sc
+			if sc != (srcCount{}) {
+				perSrc[sourceOf(&e.key)] = sc
+			}
 			h := t.hash(&e.key)
 			if t.shardFor(h) != s || ctrlTag(h) != c || uint32(h) != s.hash32[i] {
 				tb.Errorf("shard %d slot %d: key hashes elsewhere", si, i)

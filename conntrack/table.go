@@ -105,6 +105,12 @@ const (
 	eInUse uint8 = 1 << iota
 	eSeenReply
 	eAssured
+	// eSourceFree: the TCP flow closed (TIME_WAIT or CLOSE) and gave its
+	// place among its source's flows back. Like Linux's connlimit, only
+	// live connections count against max_flows_per_source and max_conns:
+	// a client that opens and properly closes connections is not refused
+	// for the ones still lingering in TIME_WAIT.
+	eSourceFree
 )
 
 // entry is one flow. It holds no pointers (see Table). Fields are ordered
@@ -374,9 +380,15 @@ func (s *shard) evict(t *Table, slot uint32, keepHalf bool, why DestroyReason) {
 		t.halfOpen.Add(-1)
 	}
 	src := sourceOf(&e.key)
+	free := e.flags&eSourceFree != 0
 	s.vacate(slot)
 	s.live--
-	t.releaseSource(&src, unreplied)
+	switch {
+	case !free:
+		t.releaseSource(&src, unreplied)
+	case unreplied:
+		t.releaseHalf(&src)
+	}
 }
 
 // seeReply marks the first packet of the reply direction, at now: the flow
@@ -432,7 +444,9 @@ func (t *Table) releaseSource(src *srcKey, half bool) {
 	if half {
 		c.half--
 	}
-	if c.flows > 0 {
+	// A closed flow gives its place back before it is removed (eSourceFree),
+	// so a source may hold unreplied places with no live flow counted.
+	if c.flows > 0 || c.half > 0 {
 		ss.n[*src] = c
 	} else {
 		delete(ss.n, *src)
@@ -445,7 +459,11 @@ func (t *Table) releaseHalf(src *srcKey) {
 	ss.mu.Lock()
 	if c, ok := ss.n[*src]; ok {
 		c.half--
-		ss.n[*src] = c
+		if c.flows > 0 || c.half > 0 {
+			ss.n[*src] = c
+		} else {
+			delete(ss.n, *src)
+		}
 	}
 	ss.mu.Unlock()
 }

@@ -250,6 +250,11 @@ func (s *shard) tcpPacket(t *Table, slot uint32, e *entry, dir Dir, p *Packet, n
 		c.side[dir].flags |= sideCloseInit
 	}
 	e.tcp = next
+	if (next == TCPTimeWait || next == TCPClose) && e.flags&eSourceFree == 0 {
+		e.flags |= eSourceFree
+		src := sourceOf(&e.key)
+		t.releaseSource(&src, false)
+	}
 
 	to := t.tcpTimeout[next]
 	switch {
