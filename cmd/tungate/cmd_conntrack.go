@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/tungate/tungate/internal/units"
+
 	"github.com/tungate/tungate/control"
 )
 
@@ -35,7 +37,8 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	stats := fs.Bool("stats", false, "print the table's counters instead of the flows")
 	verbose := fs.Bool("v", false, "list: add each TCP direction's window state (the JSON listing always has it)")
 	count := fs.Int("count", 0, "events: stop after this many events (0: no limit)")
-	follow := fs.Duration("for", 0, "events: stop after this long (0: until interrupted)")
+	var follow units.Duration
+	fs.Var(&follow, "for", "events: stop after this long, e.g. 30s (0: until interrupted)")
 	proto := fs.String("proto", "", "tcp, udp, icmp or icmpv6")
 	src := fs.String("src", "", "delete: source IP:PORT (ICMP: IP:ECHO-ID); list, flush: IP, IP/PREFIX or IP:PORT")
 	dst := fs.String("dst", "", "delete: destination IP:PORT (ICMP: IP); list, flush: IP, IP/PREFIX or IP:PORT")
@@ -63,10 +66,10 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 	if sub != "list" && (*stats || *verbose) {
 		return usageErr("--stats and -v go with the listing")
 	}
-	if sub != "events" && (*count != 0 || *follow != 0) {
+	if sub != "events" && (*count != 0 || follow != 0) {
 		return usageErr("--count and --for go with events")
 	}
-	if *count < 0 || *follow < 0 {
+	if *count < 0 || follow < 0 {
 		return usageErr("--count and --for must not be negative")
 	}
 	if *stats && filtered {
@@ -105,9 +108,9 @@ func cmdConntrack(ctx context.Context, args []string, out, errOut io.Writer) err
 		fmt.Fprintf(errOut, "tungate: %d flow entries have been deleted.\n", res.Deleted)
 		return nil
 	case "events":
-		if *follow > 0 {
+		if follow > 0 {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, *follow)
+			ctx, cancel = context.WithTimeout(ctx, follow.D())
 			defer cancel()
 		}
 		return followEvents(ctx, c, filter, cf.json, *count, out, errOut)

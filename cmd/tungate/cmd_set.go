@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/tungate/tungate/internal/units"
+
 	"github.com/tungate/tungate/control"
 )
 
@@ -22,7 +24,8 @@ func cmdSet(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("set", flag.ContinueOnError)
 	var cf clientFlags
 	cf.register(fs)
-	timeout := fs.Duration("timeout", 0, "add: how long the element stays (default: the set's timeout)")
+	var timeout units.Duration
+	fs.Var(&timeout, "timeout", "add: how long the element stays, e.g. 10m (default: the set's timeout)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -42,14 +45,14 @@ func cmdSet(ctx context.Context, args []string, out io.Writer) error {
 		return usageErr("missing argument")
 	case len(pos) > n:
 		return usageErr(fmt.Sprintf("unexpected argument %q", pos[n]))
-	case *timeout < 0, *timeout != 0 && pos[0] != "add":
+	case timeout < 0, timeout != 0 && pos[0] != "add":
 		return usageErr("--timeout is a positive duration and goes with add")
 	}
 	a := control.SetArgs{Name: pos[1]}
 	if n == 3 {
 		a.Elem = pos[2]
 	}
-	if *timeout > 0 {
+	if timeout > 0 {
 		a.Timeout = timeout.String()
 	}
 	c := cf.client()

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,7 +38,7 @@ func Parse(path string, data []byte) (*File, error) {
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
-		return nil, Errors{syntaxError(path, err)}
+		return nil, Errors{syntaxError(path, data, err)}
 	}
 	d := &decoder{md: &md, idx: buildIndex(data)}
 	var r Raw
@@ -82,10 +83,17 @@ func Parse(path string, data []byte) (*File, error) {
 	return f, nil
 }
 
-func syntaxError(path string, err error) *Error {
+func syntaxError(path string, data []byte, err error) *Error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		p := Pos{pe.Position.Line, pe.Position.Col}
+		// The parser counts a line once it has read its newline, so an
+		// error at a newline (an unclosed "[defaults") is reported on the
+		// next line; the byte offset it gives is where the error is.
+		if at := pe.Position.Start; at >= 0 && at <= len(data) {
+			p.Line = 1 + bytes.Count(data[:at], []byte("\n"))
+			p.Col = at - bytes.LastIndexByte(data[:at], '\n')
+		}
 		if p.Line < 1 {
 			p = Pos{1, 1}
 		}

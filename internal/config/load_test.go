@@ -312,3 +312,23 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatal("file exists")
 	}
 }
+
+// TestSyntaxErrorPosition: a TOML syntax error is reported where it is,
+// also when the parser only noticed it at the newline that ends the line.
+func TestSyntaxErrorPosition(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"[defaults\npolicy = \"drop\"\n", "1:10"},
+		{"[defaults]\npolicy = \"drop\n", "2:15"},
+		{"[defaults]\npolicy = = \"drop\"\n", "2:10"},
+		{"[defaults]\npolicy = \"drop\"\n[[rule]\n", "3:7"},
+	} {
+		path := filepath.Join(t.TempDir(), "t.toml")
+		if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		if err == nil || !strings.HasPrefix(err.Error(), path+":"+tc.want+":") {
+			t.Errorf("%q: got %v; want an error at %s", tc.text, err, tc.want)
+		}
+	}
+}

@@ -114,9 +114,23 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	x, err := time.ParseDuration(s)
 	if err != nil || x < 0 {
+		if n, nerr := strconv.ParseUint(s, 10, 64); nerr == nil && n > 0 {
+			return 0, fmt.Errorf("duration %q has no unit (write e.g. \"%ss\" or \"%sms\")", s, s, s)
+		}
 		return 0, fmt.Errorf("invalid duration %q (want a string like \"500ms\", \"30s\" or \"5d\")", s)
 	}
 	return x, nil
+}
+
+// Set parses a command-line flag's value (flag.Value), with the same
+// forms and messages as the config file.
+func (d *Duration) Set(s string) error {
+	x, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(x)
+	return nil
 }
 
 // D returns the value as a time.Duration.

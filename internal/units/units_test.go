@@ -1,6 +1,8 @@
 package units
 
 import (
+	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +116,7 @@ func TestParseDurationErrors(t *testing.T) {
 		in, msg string
 	}{
 		{"", "invalid duration"},
-		{"30", "invalid duration"}, // a bare number has no unit
+		{"30", "has no unit"}, // a bare number: the message says what is missing
 		{"-5s", "invalid duration"},
 		{"-1d", "invalid duration"},
 		{"1.5d", "invalid duration"}, // days are whole
@@ -186,5 +188,21 @@ func TestTOML(t *testing.T) {
 		case c.err == "" && got != c.want:
 			t.Errorf("%q: got %+v, want %+v", c.doc, got, c.want)
 		}
+	}
+}
+
+// TestDurationFlag: a command-line duration takes the config file's forms,
+// and a bare number is refused with a message naming the missing unit.
+func TestDurationFlag(t *testing.T) {
+	var d Duration
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Var(&d, "timeout", "")
+	if err := fs.Parse([]string{"--timeout", "2d"}); err != nil || d.D() != 48*time.Hour {
+		t.Errorf("--timeout 2d: %v, %v; want 48h", err, d)
+	}
+	err := fs.Parse([]string{"--timeout", "10"})
+	if err == nil || !strings.Contains(err.Error(), `duration "10" has no unit (write e.g. "10s"`) {
+		t.Errorf("--timeout 10: got %v; want a message naming the missing unit", err)
 	}
 }
