@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tungate/tungate/internal/lab"
 )
 
 // badConfigCase is a config with exactly one problem and where it is.
@@ -244,5 +246,33 @@ func TestRunBadConfig(t *testing.T) {
 				t.Errorf("a TUN device exists after the refused run:\n%s", tuns)
 			}
 		})
+	}
+}
+
+// TestRunMissingEgressInterface: an [egress] interface that does not exist
+// in the gateway's namespace is refused at start, by name, before any TUN
+// device or steering exists; never a gateway that says ready and cannot
+// dial.
+func TestRunMissingEgressInterface(t *testing.T) {
+	l := newLab(t)
+	dir := t.TempDir()
+	cfg := strings.Replace(gatewayConfigAt(filepath.Join(dir, "tungate.sock"), ""), `interface = "`+lab.GatewayWANIf+`"`, `interface = "nosuch0"`, 1)
+	if !strings.Contains(cfg, "nosuch0") {
+		t.Fatal("test config has no egress interface to replace")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gw.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := l.Gateway.Command(ctx, tungateBin, "run", "-c", filepath.Join(dir, "gw.toml")).CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("tungate run with a missing egress interface: err %v; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `[egress] interface "nosuch0"`) || strings.Contains(string(out), `"msg":"ready"`) {
+		t.Errorf("want a refusal naming the interface and no ready line; output:\n%s", out)
+	}
+	if tuns, err := ipOut(t, l.Gateway, "-d", "link", "show", "type", "tun"); err != nil || tuns != "" {
+		t.Errorf("a TUN device exists after the refused run (%v):\n%s", err, tuns)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"reflect"
 	"sync"
 
@@ -47,6 +48,14 @@ func startGateway(ctx context.Context, path string, cfg *config.File, log *slog.
 
 	if ferr := tun.CheckForwarding(false); ferr != nil {
 		return g, ferr
+	}
+	if name := cfg.Egress.Interface; name != "" {
+		// Checked before anything is set up: with a missing egress
+		// interface every upstream dial would fail, behind a gateway that
+		// said it was ready.
+		if _, ierr := net.InterfaceByName(name); ierr != nil {
+			return g, fmt.Errorf("[egress] interface %q: no such interface in this network namespace", name)
+		}
 	}
 	if ferr := tun.CheckForwarding(true); ferr != nil {
 		log.Warn("IPv6 traffic will not reach tungate", "err", ferr.Error())
