@@ -32,7 +32,7 @@ func compileInspect(c InspectConfig, errs *cfgerr.List) InspectConfig {
 	}
 	switch c.OnIncomplete {
 	case "":
-		c.OnIncomplete = "no-match"
+		c.OnIncomplete = "drop"
 	case "no-match", "drop":
 	default:
 		errs.Addf(fmt.Sprintf("unknown on_incomplete %q (want no-match or drop)", c.OnIncomplete), "inspect", "on_incomplete")

@@ -168,8 +168,9 @@ type InspectConfig struct {
 	StreamDepth units.Size     `toml:"stream_depth"` // default 1MiB, 0 = whole stream
 	// OnIncomplete is what a pending flow gets when some client bytes
 	// arrived but max_bytes or timeout ran out before the field was
-	// complete: "no-match" (default; the fields count as absent) or
-	// "drop".
+	// complete: "drop" (default: incomplete is not absent, or a stalled
+	// ClientHello would escape a deny-list) or "no-match" (the fields
+	// count as absent).
 	OnIncomplete string `toml:"on_incomplete"`
 
 	// StreamDepthSet says stream_depth was written in the file, so that an

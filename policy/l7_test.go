@@ -211,12 +211,13 @@ func TestOnIncomplete(t *testing.T) {
 		flag  bool
 		dport uint16
 	}{
-		{"", hello[:20], ActionAllow, -1, false, 443},       // no-match: absent, nothing matches
-		{"drop", hello[:20], ActionDrop, 0, true, 443},      // dropped at the pending rule
-		{"drop", nil, ActionAllow, -1, false, 443},          // nothing sent: server-first, not incomplete
-		{"drop", hello, ActionReject, 0, false, 443},        // complete
-		{"no-match", nil, ActionDrop, 1, false, 8443},       // absent = true matches an absent SNI
-		{"no-match", hello[:9], ActionDrop, 1, false, 8443}, // incomplete counts as absent
+		{"", hello[:20], ActionDrop, 0, true, 443},            // the default is drop: incomplete is not absent
+		{"no-match", hello[:20], ActionAllow, -1, false, 443}, // no-match: absent, nothing matches
+		{"drop", hello[:20], ActionDrop, 0, true, 443},        // dropped at the pending rule
+		{"drop", nil, ActionAllow, -1, false, 443},            // nothing sent: server-first, not incomplete
+		{"drop", hello, ActionReject, 0, false, 443},          // complete
+		{"no-match", nil, ActionDrop, 1, false, 8443},         // absent = true matches an absent SNI
+		{"no-match", hello[:9], ActionDrop, 1, false, 8443},   // incomplete counts as absent
 	} {
 		p := l7Policy(t, InspectConfig{OnIncomplete: tc.mode}, rules...)
 		f := flow("tcp", "198.18.1.5:40000", "198.18.2.1:443")
