@@ -134,6 +134,13 @@ func checkExisting(path string) (stale bool, err error) {
 	return false, fmt.Errorf("control: %s exists and cannot be probed, refusing to replace it: %w", path, err)
 }
 
+// Running reports whether a gateway answers on the control socket at path
+// (a socket nobody answers on, or none, is not a running gateway).
+func Running(path string) bool {
+	_, err := checkExisting(path)
+	return errors.Is(err, ErrInUse)
+}
+
 // Path is the socket's path.
 func (s *Server) Path() string { return s.path }
 

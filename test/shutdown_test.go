@@ -3,6 +3,8 @@ package test
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,12 +14,22 @@ import (
 )
 
 // TestShutdownCleansUp stops the gateway with SIGTERM and checks that it
-// exits promptly with status 0 and leaves no device, rule or route behind.
-// The same checks run first against the live gateway, so they are known to
-// see what tungate installs.
+// exits promptly with status 0, takes its TUN device with it, and leaves
+// its steering in place with nowhere to go: the rules still send the
+// client's traffic to the steering table, whose only routes are the
+// unreachable defaults, so nothing crosses unfiltered while tungate is
+// stopped (a connection attempt fails at once). tungate cleanup then
+// removes every rule and route. The same checks run first against the
+// live gateway, so they are known to see what tungate installs.
 func TestShutdownCleansUp(t *testing.T) {
 	l := newLab(t)
-	gw := startGateway(t, l, gatewayConfig(t, allowTCPRule("web", 80)))
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "gw.toml")
+	cfgText := gatewayConfigAt(filepath.Join(dir, "tungate.sock"), allowTCPRule("web", 80))
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, l, cfgText)
 
 	// Traffic through it first, so there is state to tear down.
 	dst := netip.AddrPortFrom(lab.ServerV4, 80)
@@ -58,9 +70,47 @@ func TestShutdownCleansUp(t *testing.T) {
 	}
 
 	after := steeringState(t, l.Gateway)
-	for _, p := range after.problems(false) {
-		t.Errorf("after exit: %s", p)
+	if after.link != "" {
+		t.Errorf("after exit: TUN device %s left behind: %s", tunName, after.link)
 	}
+	for _, r := range []struct{ what, got string }{{"IPv4 rules", after.rules4}, {"IPv6 rules", after.rules6}} {
+		if r.got == "" {
+			t.Errorf("after exit: %s to table %d are gone: a stopped gateway must keep refusing steered traffic", r.what, steerTable)
+		}
+	}
+	for _, tb := range []struct{ what, got string }{{"IPv4", after.table4}, {"IPv6", after.table6}} {
+		if !strings.HasPrefix(tb.got, "unreachable default") || strings.Count(tb.got, "\n") != 0 {
+			t.Errorf("after exit: %s table %d is %q; want only the unreachable default", tb.what, steerTable, tb.got)
+		}
+	}
+	// Nothing crosses while tungate is stopped: the client is refused at
+	// once (the kernel answers for the unreachable route), not forwarded.
+	if c, err := dialTimeout(l.Client, dst, 5*time.Second); err == nil {
+		c.Close()
+		t.Errorf("a connection crossed the stopped gateway")
+	} else if !strings.Contains(err.Error(), "unreachable") && !strings.Contains(err.Error(), "no route") {
+		t.Errorf("dial through the stopped gateway: %v; want host/network unreachable", err)
+	}
+
+	out, errOut, code := cli(t, l, "cleanup", "-c", cfgPath)
+	if code != 0 || !strings.Contains(out, "removed") {
+		t.Fatalf("tungate cleanup: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("%s", strings.TrimSpace(out))
+	for _, p := range steeringState(t, l.Gateway).problems(false) {
+		t.Errorf("after tungate cleanup: %s", p)
+	}
+	// And the kernel forwards again, as it did before tungate.
+	if c, err := dialTimeout(l.Client, dst, 5*time.Second); err != nil {
+		t.Errorf("dial after cleanup: %v; want the kernel to forward", err)
+	} else {
+		c.Close()
+	}
+}
+
+// runCLI is cli with the tungate process's working directory unchanged.
+func runCLI(t *testing.T, l *lab.Lab, args ...string) (string, string, int) {
+	return cli(t, l, args...)
 }
 
 // steering is what tungate installs in the gateway namespace.

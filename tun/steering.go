@@ -149,30 +149,38 @@ func tableRoutes(family, table, tunIndex int) []netlink.Route {
 // removeStale deletes what an earlier run may have left: rules with our
 // table and priority, and every route in our table.
 func (s *Steering) removeStale(cfg RoutingConfig, families []int) error {
+	_, err := s.removeStaleCount(cfg, families)
+	return err
+}
+
+// removeStaleCount is removeStale, counting what it removed.
+func (s *Steering) removeStaleCount(cfg RoutingConfig, families []int) (removed int, _ error) {
 	for _, fam := range families {
 		filter := &netlink.Rule{Table: cfg.Table, Priority: cfg.Priority}
 		rules, err := s.h.RuleListFiltered(fam, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PRIORITY)
 		if err != nil {
-			return fmt.Errorf("steering: list rules: %w", err)
+			return removed, fmt.Errorf("steering: list rules: %w", err)
 		}
 		for i := range rules {
 			if err := s.h.RuleDel(&rules[i]); err != nil && !isGone(err) {
-				return fmt.Errorf("steering: remove stale rule %s: %w", rules[i], err)
+				return removed, fmt.Errorf("steering: remove stale rule %s: %w", rules[i], err)
 			}
+			removed++
 			s.log.Info("removed stale steering rule", "rule", rules[i].String(), "iif", rules[i].IifName)
 		}
 		routes, err := s.h.RouteListFiltered(fam, &netlink.Route{Table: cfg.Table}, netlink.RT_FILTER_TABLE)
 		if err != nil {
-			return fmt.Errorf("steering: list routes in table %d: %w", cfg.Table, err)
+			return removed, fmt.Errorf("steering: list routes in table %d: %w", cfg.Table, err)
 		}
 		for i := range routes {
 			if err := s.h.RouteDel(&routes[i]); err != nil && !isGone(err) {
-				return fmt.Errorf("steering: remove stale route %s: %w", routes[i], err)
+				return removed, fmt.Errorf("steering: remove stale route %s: %w", routes[i], err)
 			}
+			removed++
 			s.log.Info("removed stale steering route", "route", routes[i].String(), "table", cfg.Table)
 		}
 	}
-	return nil
+	return removed, nil
 }
 
 // Remove deletes the rules, then the routes, that InstallSteering added.
@@ -210,6 +218,50 @@ func (s *Steering) Remove() error {
 	s.h.Close()
 	s.h = nil
 	return nil
+}
+
+// Leave ends the running gateway's hold on its steering without removing
+// it: the rules stay and the table keeps its unreachable default (the TUN
+// route goes with the device), so while tungate is stopped nothing is
+// forwarded between the steered interfaces and the rest unfiltered: it is
+// refused (fail closed). The next start replaces it as stale;
+// RemoveSteering takes it away for good.
+func (s *Steering) Leave() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return
+	}
+	if len(s.rules) > 0 {
+		s.log.Info("steering left in place: steered traffic is refused until tungate runs again (tungate cleanup removes it)",
+			"rules", len(s.rules), "table", s.rules[0].Table)
+	}
+	s.h.Close()
+	s.h, s.rules, s.routes = nil, nil, nil
+}
+
+// RemoveSteering deletes every rule with cfg's table and priority and every
+// route in cfg's table, for IPv4 and IPv6, in the calling thread's network
+// namespace: what a stopped or crashed gateway left (tungate cleanup). It
+// reports how many it removed.
+func RemoveSteering(cfg RoutingConfig, log *slog.Logger) (int, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return 0, fmt.Errorf("steering: netlink: %w", err)
+	}
+	defer h.Close()
+	s := &Steering{log: log, h: h}
+	families := []int{netlink.FAMILY_V4}
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err == nil {
+		families = append(families, netlink.FAMILY_V6)
+	}
+	return s.removeStaleCount(cfg, families)
 }
 
 // isGone reports the errors netlink gives for deleting something that no

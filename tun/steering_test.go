@@ -309,3 +309,37 @@ func mustCIDR(t *testing.T, s string) *net.IPNet {
 	}
 	return n
 }
+
+// TestSteeringLeaveThenCleanup: a stopping gateway leaves its steering
+// (the rules and the unreachable defaults stay once the TUN is gone), and
+// RemoveSteering takes all of it away.
+func TestSteeringLeaveThenCleanup(t *testing.T) {
+	enterNetns(t)
+	addVeth(t, "lan0", "lan0p")
+	ifc := openTest(t, Config{Name: "tglv0", MTU: 1500, Queues: 1})
+	cfg := RoutingConfig{Steer: []string{"lan0"}, Table: testTable, Priority: testPrio}
+	s, err := InstallSteering(cfg, ifc.Name(), testLogger(t))
+	if err != nil {
+		t.Fatalf("InstallSteering: %v", err)
+	}
+	s.Leave()
+	if err := ifc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantSet(t, "rules after Leave", ruleSet(t), steeredRules("lan0"))
+	wantSet(t, "routes after Leave and the TUN's close", tableRouteSet(t), []string{
+		"v4 default unreachable dev=- metric=2147483647",
+		"v6 default unreachable dev=- metric=2147483647",
+	})
+	if err := s.Remove(); err != nil {
+		t.Errorf("Remove after Leave: %v", err)
+	}
+	wantSet(t, "rules after a Remove that follows Leave", ruleSet(t), steeredRules("lan0"))
+
+	n, err := RemoveSteering(cfg, testLogger(t))
+	if err != nil || n != 4 {
+		t.Fatalf("RemoveSteering: %d, %v; want the 2 rules and 2 routes", n, err)
+	}
+	wantSet(t, "rules after RemoveSteering", ruleSet(t), nil)
+	wantSet(t, "routes after RemoveSteering", tableRouteSet(t), nil)
+}

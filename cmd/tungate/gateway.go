@@ -176,7 +176,9 @@ func restartOnlySections(old, cur *config.File) []string {
 	return changed
 }
 
-// close stops the data plane and removes what start installed, in reverse.
+// close stops the data plane and removes what start installed, in reverse,
+// except the steering, which stays to refuse steered traffic until tungate
+// runs again (tungate cleanup removes it).
 func (g *gateway) close() error {
 	if g.cancel != nil {
 		g.cancel()
@@ -186,9 +188,9 @@ func (g *gateway) close() error {
 	if g.ctl != nil {
 		errs = append(errs, g.ctl.Close())
 	}
-	if g.steering != nil {
-		errs = append(errs, g.steering.Remove())
-	}
+	// The steering stays, pointing at the unreachable default once the
+	// TUN is gone: a stopped gateway forwards nothing unfiltered.
+	g.steering.Leave()
 	if g.iface != nil {
 		errs = append(errs, g.iface.Close())
 	}

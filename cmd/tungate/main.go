@@ -41,6 +41,8 @@ usage:
   tungate set add|del NAME ADDR [--timeout D] [-s SOCK] | set list NAME [-s SOCK] [--json]
                              change a dynamic set of the running policy (bans without a reload), list a set
   tungate reload [-s SOCK]   reload the running gateway's config (as SIGHUP); refusals as FILE:LINE:COL
+  tungate cleanup -c FILE    remove the steering a stopped gateway leaves in place (it refuses steered
+                             traffic until tungate runs again); refuses while a gateway runs
   tungate version            print the version
 `
 
@@ -73,6 +75,8 @@ func main() {
 		err = cmdSet(ctx, args, os.Stdout)
 	case "reload":
 		err = cmdReload(ctx, args, os.Stdout)
+	case "cleanup":
+		err = cmdCleanup(args, os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Println("tungate", version)
 	case "help", "-h", "--help":
