@@ -108,11 +108,6 @@ func TestShutdownCleansUp(t *testing.T) {
 	}
 }
 
-// runCLI is cli with the tungate process's working directory unchanged.
-func runCLI(t *testing.T, l *lab.Lab, args ...string) (string, string, int) {
-	return cli(t, l, args...)
-}
-
 // steering is what tungate installs in the gateway namespace.
 type steering struct {
 	link           string // `ip link show tungate0`, "" when absent
