@@ -20,24 +20,19 @@ func EchoReply(out []byte, family uint8, k *conntrack.Key, seq uint16, payload [
 	src, dst := tcpipAddr(&k.Dst, family), tcpipAddr(&k.Src, family)
 	m := out[ipLen:total]
 	copy(m[header.ICMPv4MinimumSize:], payload)
-	if family == 4 {
-		encodeIP(out, 4, src, dst, ProtoICMP, total)
-		h := header.ICMPv4(m)
-		h.SetType(header.ICMPv4EchoReply)
-		h.SetCode(0)
-		h.SetChecksum(0)
-		h.SetIdent(k.SrcPort)
-		h.SetSequence(seq)
-		h.SetChecksum(^transportSum(ProtoICMP, src, dst, m))
-		return total
+	proto, typ := uint8(ProtoICMP), uint8(header.ICMPv4EchoReply)
+	if family == 6 {
+		proto, typ = ProtoICMPv6, uint8(header.ICMPv6EchoReply)
 	}
-	encodeIP(out, 6, src, dst, ProtoICMPv6, total)
-	h := header.ICMPv6(m)
-	h.SetType(header.ICMPv6EchoReply)
+	encodeIP(out, family, src, dst, proto, total)
+	// ICMPv4 and ICMPv6 echoes share their layout (type, code, checksum,
+	// identifier, sequence), so one accessor writes both.
+	h := header.ICMPv4(m)
+	h.SetType(header.ICMPv4Type(typ))
 	h.SetCode(0)
 	h.SetChecksum(0)
 	h.SetIdent(k.SrcPort)
 	h.SetSequence(seq)
-	h.SetChecksum(^transportSum(ProtoICMPv6, src, dst, m))
+	h.SetChecksum(^transportSum(proto, src, dst, m))
 	return total
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tungate/tungate/conntrack"
 	"github.com/tungate/tungate/policy"
+	"github.com/tungate/tungate/stack/packet"
 )
 
 // flowShards spreads the records' locks: every new flow takes one, and
@@ -80,13 +81,7 @@ type Armed struct {
 type relayHandle struct{ cancel context.CancelFunc }
 
 func (f *Flows) shard(k *conntrack.Key) *flowShard {
-	// A cheap mix of the addresses' low bytes and the ports; a flow's key
-	// here is always its original direction, so no symmetry is needed.
-	h := uint32(k.SrcPort)<<16 | uint32(k.DstPort)
-	h ^= uint32(k.Src[15]) | uint32(k.Src[14])<<8 | uint32(k.Dst[15])<<16 | uint32(k.Dst[14])<<24
-	h ^= uint32(k.Proto)
-	h *= 0x9e3779b1
-	return &f.shards[h>>(32-6)]
+	return &f.shards[packet.FlowHash(k)%flowShards]
 }
 
 // open creates k's record, replacing one an earlier flow of the same tuple
